@@ -1,0 +1,49 @@
+//! The one error type of the domain crate.
+//!
+//! Variants name what went wrong in the product's language; the server decides which
+//! HTTP status each one becomes (in one exhaustive match), the domain knows nothing of HTTP.
+
+/// A decision or validation refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    /// A value typed by a user did not pass validation.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// The field (or query parameter) at fault.
+        field: &'static str,
+        /// What is wrong with it, in words a user understands.
+        message: String,
+    },
+    /// First-run setup was already completed.
+    #[error("setup has already been completed")]
+    AlreadyBootstrapped,
+    /// Setup is still pending, so there is nobody to log in as.
+    #[error("setup has not been completed yet")]
+    NotBootstrapped,
+    /// A username is taken.
+    #[error("the username {0:?} is already taken")]
+    UsernameTaken(String),
+    /// No such user.
+    #[error("no such user")]
+    UnknownUser,
+    /// An event could not be decoded from its stored form.
+    #[error("event {event_type} v{schema_version} could not be decoded: {message}")]
+    UndecodableEvent {
+        /// The stored `type` column.
+        event_type: String,
+        /// The stored `schema_version` column.
+        schema_version: u32,
+        /// The decoder's complaint.
+        message: String,
+    },
+}
+
+impl DomainError {
+    /// Shorthand for [`DomainError::Invalid`].
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        DomainError::Invalid {
+            field,
+            message: message.into(),
+        }
+    }
+}
