@@ -1,0 +1,142 @@
+//! The audit view, the raw event stream and the chain head — all read from the log itself.
+
+use axum::extract::State;
+use axum::Json;
+use domain::{RecordedEvent, Timestamp};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::error::AppError;
+use super::extract::{AppQuery, CurrentUser};
+use super::AppState;
+use crate::store::{query_events, EventLog, EventQuery};
+
+const DEFAULT_LIMIT: usize = 100;
+const MAX_LIMIT: usize = 1000;
+
+/// `GET /api/audit` query.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    actor: Option<String>,
+    #[serde(rename = "type")]
+    event_type: Option<String>,
+    host: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    after: Option<i64>,
+    limit: Option<usize>,
+}
+
+/// One event as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct EventView {
+    seq: i64,
+    #[serde(rename = "type")]
+    event_type: String,
+    stream: String,
+    actor: String,
+    occurred_at: String,
+    data: Value,
+}
+
+impl EventView {
+    /// With the payload upcast to its current shape.
+    pub fn from_recorded(e: RecordedEvent) -> Self {
+        let data = domain::upcast::upcast(&e.event_type, e.schema_version, &e.data)
+            .ok()
+            .and_then(|d| serde_json::from_str(&d).ok())
+            .or_else(|| serde_json::from_str(&e.data).ok())
+            .unwrap_or(Value::Null);
+        EventView {
+            seq: e.seq,
+            event_type: e.event_type,
+            stream: e.stream,
+            actor: e.actor,
+            occurred_at: e.occurred_at,
+            data,
+        }
+    }
+}
+
+fn time_param(field: &'static str, v: &Option<String>) -> Result<Option<String>, AppError> {
+    v.as_deref()
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<Timestamp>()
+                .map(|t| t.to_string())
+                .map_err(|_| domain::DomainError::invalid(field, "must be an RFC 3339 time").into())
+        })
+        .transpose()
+}
+
+fn limit_of(l: Option<usize>) -> Result<usize, AppError> {
+    match l.unwrap_or(DEFAULT_LIMIT) {
+        0 => Err(domain::DomainError::invalid("limit", "must be at least 1").into()),
+        n => Ok(n.min(MAX_LIMIT)),
+    }
+}
+
+fn page(events: Vec<RecordedEvent>, limit: usize) -> Json<Value> {
+    let next = if events.len() == limit {
+        events.last().map(|e| e.seq)
+    } else {
+        None
+    };
+    let events: Vec<EventView> = events.into_iter().map(EventView::from_recorded).collect();
+    Json(json!({ "events": events, "next": next }))
+}
+
+fn non_empty(v: Option<String>) -> Option<String> {
+    v.filter(|s| !s.is_empty())
+}
+
+/// `GET /api/audit`: the log, filtered, cursor-paged by `after`.
+pub async fn audit(
+    State(state): State<AppState>,
+    _me: CurrentUser,
+    AppQuery(q): AppQuery<AuditQuery>,
+) -> Result<Json<Value>, AppError> {
+    let limit = limit_of(q.limit)?;
+    let query = EventQuery {
+        after: q.after,
+        actor: non_empty(q.actor),
+        event_type: non_empty(q.event_type),
+        host: non_empty(q.host),
+        since: time_param("since", &q.since)?,
+        until: time_param("until", &q.until)?,
+        limit: Some(limit),
+        ..Default::default()
+    };
+    let events = state
+        .store
+        .read(move |c| -> Result<_, AppError> { Ok(query_events(c, &query)?) })
+        .await?;
+    Ok(page(events, limit))
+}
+
+/// `GET /api/events` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    after: Option<i64>,
+    limit: Option<usize>,
+}
+
+/// `GET /api/events`: the raw stream (admin).
+pub async fn events(
+    State(state): State<AppState>,
+    me: CurrentUser,
+    AppQuery(q): AppQuery<EventsQuery>,
+) -> Result<Json<Value>, AppError> {
+    me.require(&["admin"])?;
+    let limit = limit_of(q.limit)?;
+    let events = state.store.read_after(q.after.unwrap_or(0), limit).await?;
+    Ok(page(events, limit))
+}
+
+/// `GET /api/events/head`: `{seq, hash}` of the last event.
+pub async fn head(State(state): State<AppState>, _me: CurrentUser) -> Json<Value> {
+    let h = state.store.head();
+    Json(json!({ "seq": h.seq, "hash": h.hash }))
+}

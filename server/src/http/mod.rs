@@ -1,0 +1,104 @@
+//! HTTP: the router, shared state, and the handlers.
+
+pub mod api;
+pub mod csrf;
+pub mod error;
+pub mod events_api;
+pub mod extract;
+pub mod pages;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::auth::{Csrf, LoginLimiter};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::store::EventStore;
+use crate::vault::Vault;
+use error::AppError;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The event store.
+    pub store: EventStore,
+    /// The secret vault.
+    pub vault: Vault,
+    /// CSRF token derivation.
+    pub csrf: Csrf,
+    /// Login rate limits.
+    pub limiter: LoginLimiter,
+    /// Configuration.
+    pub config: Arc<Config>,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// The whole application.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/bootstrap", post(api::bootstrap))
+        .route("/login", post(api::login))
+        .route("/logout", post(api::logout))
+        .route("/session", get(api::session))
+        .route("/users", get(api::list_users).post(api::create_user))
+        .route("/audit", get(events_api::audit))
+        .route("/events", get(events_api::events))
+        .route("/events/head", get(events_api::head))
+        .fallback(api_not_found);
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/", get(pages::home))
+        .route("/login", get(pages::login_page).post(pages::login_form))
+        .route("/setup", post(pages::setup_form))
+        .route("/logout", post(pages::logout_form))
+        .route("/static/style.css", get(pages::stylesheet))
+        .nest("/api", api)
+        .fallback(pages::not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), csrf::guard))
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+    let ok = state
+        .store
+        .read(|c| -> Result<i64, AppError> { Ok(c.query_row("SELECT 1", [], |r| r.get(0))?) })
+        .await
+        .is_ok();
+    if ok {
+        (StatusCode::OK, "ready").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready").into_response()
+    }
+}
+
+async fn api_not_found(uri: Uri) -> AppError {
+    AppError::NotFound(format!("no API endpoint at {}", uri.path()))
+}
+
+async fn method_not_allowed() -> AppError {
+    AppError::MethodNotAllowed
+}

@@ -1,0 +1,236 @@
+//! HTML pages and their forms. Forms work without JavaScript; failures re-render the form
+//! with what was typed and the message next to the field.
+
+use axum::extract::{Form, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::cookie::{Cookie, SameSite};
+use axum_extra::extract::CookieJar;
+use domain::validation::Password;
+use domain::DomainError;
+use maud::Markup;
+use serde::Deserialize;
+use web::pages::{HomePage, LoginPage};
+use web::Viewer;
+
+use super::api::{clear_session_cookie, session_cookie};
+use super::error::AppError;
+use super::extract::{ClientIp, CurrentUser, MaybeUser};
+use super::AppState;
+use crate::accounts;
+use crate::auth::{self, FORM_CSRF_COOKIE};
+
+fn html(status: StatusCode, m: Markup) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        m.into_string(),
+    )
+        .into_response()
+}
+
+/// The viewer of a logged-in page.
+pub fn viewer(state: &AppState, me: &CurrentUser) -> Viewer {
+    Viewer {
+        username: Some(me.user.username.clone()),
+        role: Some(me.user.role.clone()),
+        csrf_token: Some(state.csrf.token_for(&me.token)),
+    }
+}
+
+/// The embedded stylesheet.
+pub async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        web::STYLESHEET,
+    )
+        .into_response()
+}
+
+/// HTML 404.
+pub async fn not_found(State(state): State<AppState>, MaybeUser(me): MaybeUser) -> Response {
+    let v = me.map(|m| viewer(&state, &m)).unwrap_or_default();
+    html(
+        StatusCode::NOT_FOUND,
+        web::error_page(&v, 404, "Not found", "There is no page at this address."),
+    )
+}
+
+/// `/`: the dashboard, or a redirect to `/login`.
+pub async fn home(State(state): State<AppState>, MaybeUser(me): MaybeUser) -> Result<Response, AppError> {
+    let Some(me) = me else {
+        return Ok(Redirect::to("/login").into_response());
+    };
+    let head = crate::store::EventLog::head(&state.store);
+    let users = state
+        .store
+        .read(|c| -> Result<_, AppError> { Ok(projections::users::list(c)?.len()) })
+        .await?;
+    let page = HomePage {
+        head_seq: head.seq,
+        head_hash: head.hash,
+        users,
+    };
+    Ok(html(StatusCode::OK, web::pages::home(&viewer(&state, &me), &page)))
+}
+
+async fn setup_needed(state: &AppState) -> Result<bool, AppError> {
+    Ok(!state
+        .store
+        .read(|c| -> Result<_, AppError> { Ok(projections::users::any_user(c)?) })
+        .await?)
+}
+
+/// Renders the login page with a fresh pre-session CSRF cookie.
+async fn render_login(
+    state: &AppState,
+    jar: CookieJar,
+    status: StatusCode,
+    mut page: LoginPage,
+) -> Result<Response, AppError> {
+    page.setup_needed = setup_needed(state).await?;
+    page.password_rule = Password::RULE.to_string();
+    page.form_csrf = auth::new_token();
+    let cookie = Cookie::build((FORM_CSRF_COOKIE, page.form_csrf.clone()))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(state.config.secure_cookies())
+        .build();
+    Ok((jar.add(cookie), html(status, web::pages::login(&page))).into_response())
+}
+
+/// `GET /login`.
+pub async fn login_page(
+    State(state): State<AppState>,
+    MaybeUser(me): MaybeUser,
+    jar: CookieJar,
+) -> Result<Response, AppError> {
+    if me.is_some() {
+        return Ok(Redirect::to("/").into_response());
+    }
+    render_login(&state, jar, StatusCode::OK, LoginPage::default()).await
+}
+
+fn form_csrf_ok(jar: &CookieJar, given: &str) -> bool {
+    jar.get(FORM_CSRF_COOKIE)
+        .is_some_and(|c| !given.is_empty() && auth::ct_eq(c.value(), given))
+}
+
+/// The login form.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct LoginForm {
+    csrf_token: String,
+    username: String,
+    password: String,
+}
+
+/// Turns a flow's error into the page's messages, or passes it on.
+fn page_error(e: AppError, page: &mut LoginPage) -> Result<StatusCode, AppError> {
+    match e {
+        AppError::Domain(DomainError::Invalid { field, message }) => {
+            page.field_errors.push((field.to_string(), format!("{field} {message}")));
+            Ok(StatusCode::BAD_REQUEST)
+        }
+        AppError::Unauthorized(m) => {
+            page.error = Some(m.to_string());
+            Ok(StatusCode::UNAUTHORIZED)
+        }
+        e @ AppError::RateLimited { .. } => {
+            page.error = Some(e.to_string());
+            Ok(StatusCode::TOO_MANY_REQUESTS)
+        }
+        AppError::Domain(DomainError::AlreadyBootstrapped) => {
+            page.error = Some("Setup is already complete: log in instead.".into());
+            Ok(StatusCode::CONFLICT)
+        }
+        other => Err(other),
+    }
+}
+
+fn csrf_failed(page: &mut LoginPage) -> StatusCode {
+    page.error = Some("The form expired. Please try again.".into());
+    StatusCode::FORBIDDEN
+}
+
+/// `POST /login`.
+pub async fn login_form(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    jar: CookieJar,
+    Form(f): Form<LoginForm>,
+) -> Result<Response, AppError> {
+    let mut page = LoginPage {
+        username: f.username.clone(),
+        ..Default::default()
+    };
+    let status = if !form_csrf_ok(&jar, &f.csrf_token) {
+        csrf_failed(&mut page)
+    } else {
+        match accounts::login(&state, &f.username, &f.password, ip).await {
+            Ok(opened) => {
+                let jar = jar
+                    .remove(Cookie::build(FORM_CSRF_COOKIE).path("/"))
+                    .add(session_cookie(&state, opened.token));
+                return Ok((jar, Redirect::to("/")).into_response());
+            }
+            Err(e) => page_error(e, &mut page)?,
+        }
+    };
+    render_login(&state, jar, status, page).await
+}
+
+/// The setup form.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct SetupForm {
+    csrf_token: String,
+    token: String,
+    username: String,
+    password: String,
+}
+
+/// `POST /setup`.
+pub async fn setup_form(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    jar: CookieJar,
+    Form(f): Form<SetupForm>,
+) -> Result<Response, AppError> {
+    let mut page = LoginPage {
+        username: f.username.clone(),
+        ..Default::default()
+    };
+    let status = if !form_csrf_ok(&jar, &f.csrf_token) {
+        csrf_failed(&mut page)
+    } else {
+        match accounts::bootstrap(&state, &f.token, &f.username, &f.password, Some(ip.to_string())).await {
+            Ok(opened) => {
+                let jar = jar
+                    .remove(Cookie::build(FORM_CSRF_COOKIE).path("/"))
+                    .add(session_cookie(&state, opened.token));
+                return Ok((jar, Redirect::to("/")).into_response());
+            }
+            Err(AppError::Unauthorized(m)) => {
+                page.field_errors.push(("token".into(), m.to_string()));
+                StatusCode::UNAUTHORIZED
+            }
+            Err(e) => page_error(e, &mut page)?,
+        }
+    };
+    render_login(&state, jar, status, page).await
+}
+
+/// `POST /logout` (the CSRF middleware has checked the form's token).
+pub async fn logout_form(
+    State(state): State<AppState>,
+    me: CurrentUser,
+    jar: CookieJar,
+) -> Result<Response, AppError> {
+    accounts::logout(&state, &me.user.user_id, &me.user.session_id, &me.user.token_hash).await?;
+    Ok((jar.add(clear_session_cookie(&state)), Redirect::to("/login")).into_response())
+}

@@ -1,0 +1,168 @@
+//! `restic-manager`: parses the command line, sets up logging, and hands over to the
+//! library.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use server::config::{Config, LogFormat};
+use server::store::ExportFilter;
+
+#[derive(Parser)]
+#[command(name = "restic-manager", version, about = "Self-hosted control plane for restic fleets")]
+struct Cli {
+    /// Where the database, the secret key and the setup token live.
+    #[arg(long, env = "RM_DATA_DIR", default_value = "./data", global = true)]
+    data_dir: PathBuf,
+    /// Log output format.
+    #[arg(long, env = "RM_LOG_FORMAT", value_enum, default_value = "pretty", global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Work on the event log.
+    #[command(subcommand)]
+    Events(EventsCommand),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "RM_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// The master key file (default `<data>/secret.key`, created 0600 if missing).
+    #[arg(long, env = "RM_SECRET_KEY_FILE")]
+    secret_key_file: Option<PathBuf>,
+    /// Public URL of the server (install commands; https makes cookies Secure).
+    #[arg(long, env = "RM_BASE_URL")]
+    base_url: Option<String>,
+    /// Seconds without a heartbeat before a host counts as offline.
+    #[arg(long, env = "RM_OFFLINE_AFTER", default_value_t = 90)]
+    offline_after: u64,
+}
+
+#[derive(Subcommand)]
+enum EventsCommand {
+    /// Walk the hash chain; exit 1 naming the first bad seq.
+    Verify {
+        /// Also require the row at SEQ to carry HASH (catches a cut or rewritten tail).
+        #[arg(long, value_name = "SEQ:HASH", value_parser = server::cli::parse_head)]
+        expect_head: Option<server::store::Head>,
+    },
+    /// Write the stored envelopes as JSON lines to standard output.
+    Export {
+        /// Only events after this seq.
+        #[arg(long)]
+        after: Option<i64>,
+        /// Only this stream.
+        #[arg(long)]
+        stream: Option<String>,
+    },
+    /// Load an export into an empty data dir.
+    Import {
+        /// The JSONL file (`-` for standard input).
+        file: PathBuf,
+    },
+    /// Rebuild read models from the log.
+    Rebuild {
+        /// Only these projections (default: all).
+        #[arg(long = "projection")]
+        projections: Vec<String>,
+    },
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Pretty => builder.init(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutdown signal received; draining");
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    let db = cli.data_dir.join("restic-manager.db");
+    let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr());
+    let code = match cli.command {
+        Command::Events(EventsCommand::Verify { expect_head }) => {
+            server::cli::verify(&db, expect_head, &mut out, &mut err)
+        }
+        Command::Events(EventsCommand::Export { after, stream }) => {
+            server::cli::export(&db, &ExportFilter { after, stream }, &mut out, &mut err)
+        }
+        Command::Events(EventsCommand::Import { file }) => {
+            server::cli::import(&db, &file, &mut out, &mut err)
+        }
+        Command::Events(EventsCommand::Rebuild { projections }) => {
+            server::cli::rebuild(&db, &projections, &mut out, &mut err)
+        }
+        Command::Serve(args) => {
+            drop(out);
+            return serve(cli.data_dir, args);
+        }
+    };
+    ExitCode::from(code)
+}
+
+fn serve(data_dir: PathBuf, args: ServeArgs) -> ExitCode {
+    let mut config = Config::for_data_dir(&data_dir);
+    config.listen = args.listen;
+    if let Some(k) = args.secret_key_file {
+        config.secret_key_file = k;
+    }
+    config.base_url = args.base_url;
+    config.offline_after_secs = args.offline_after;
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async move {
+        let listener = match tokio::net::TcpListener::bind(config.listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(listen = %config.listen, error = %e, "cannot listen");
+                return ExitCode::FAILURE;
+            }
+        };
+        match server::run(config, listener, shutdown_signal()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!(error = %e, "server stopped with an error");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}

@@ -1,0 +1,154 @@
+//! Read connections and queries over the log itself (audit, export, the raw stream).
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use domain::RecordedEvent;
+use rusqlite::types::Value;
+use rusqlite::{Connection, OpenFlags};
+
+use super::{chain, StoreError};
+
+/// A small pool of read-only WAL connections. Reads run on tokio's blocking threads so a
+/// slow query never stalls the async workers.
+pub struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+const MAX_IDLE: usize = 8;
+
+impl Readers {
+    pub fn new(path: PathBuf) -> Self {
+        Readers {
+            path,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn take(&self) -> Result<Connection, StoreError> {
+        if let Some(c) = self.idle.lock().ok().and_then(|mut v| v.pop()) {
+            return Ok(c);
+        }
+        let c = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        c.busy_timeout(std::time::Duration::from_secs(10))?;
+        Ok(c)
+    }
+
+    fn give_back(&self, c: Connection) {
+        if let Ok(mut v) = self.idle.lock() {
+            if v.len() < MAX_IDLE {
+                v.push(c);
+            }
+        }
+    }
+
+    pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let conn = self.take().map_err(E::from)?;
+        let (conn, out) = tokio::task::spawn_blocking(move || {
+            let out = f(&conn);
+            (conn, out)
+        })
+        .await
+        .map_err(|_| E::from(StoreError::Closed))?;
+        self.give_back(conn);
+        out
+    }
+}
+
+/// Filters over the log. All optional; combined with AND.
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery {
+    /// Only seq > after (the cursor).
+    pub after: Option<i64>,
+    /// Only seq <= this.
+    pub until_seq: Option<i64>,
+    /// Exact stream.
+    pub stream: Option<String>,
+    /// Exact type.
+    pub event_type: Option<String>,
+    /// Exact actor (`user:<id>`, …).
+    pub actor: Option<String>,
+    /// Events about a host: its stream, or a payload naming it.
+    pub host: Option<String>,
+    /// occurred_at >= since (canonical text compares in time order).
+    pub since: Option<String>,
+    /// occurred_at < until.
+    pub until: Option<String>,
+    /// At most this many.
+    pub limit: Option<usize>,
+}
+
+fn build(q: &EventQuery) -> (String, Vec<Value>) {
+    let mut sql = format!("SELECT {} FROM events WHERE 1=1", chain::columns());
+    let mut args: Vec<Value> = Vec::new();
+    let mut push = |cond: &str, v: Value| {
+        args.push(v);
+        sql.push_str(&cond.replace('?', &format!("?{}", args.len())));
+    };
+    if let Some(a) = q.after {
+        push(" AND seq > ?", Value::Integer(a));
+    }
+    if let Some(u) = q.until_seq {
+        push(" AND seq <= ?", Value::Integer(u));
+    }
+    if let Some(s) = &q.stream {
+        push(" AND stream = ?", Value::Text(s.clone()));
+    }
+    if let Some(t) = &q.event_type {
+        push(" AND type = ?", Value::Text(t.clone()));
+    }
+    if let Some(a) = &q.actor {
+        push(" AND actor = ?", Value::Text(a.clone()));
+    }
+    if let Some(h) = &q.host {
+        push(
+            " AND (stream = 'host-' || ? OR json_extract(data, '$.host_id') = ?)",
+            Value::Text(h.clone()),
+        );
+    }
+    if let Some(s) = &q.since {
+        push(" AND occurred_at >= ?", Value::Text(s.clone()));
+    }
+    if let Some(u) = &q.until {
+        push(" AND occurred_at < ?", Value::Text(u.clone()));
+    }
+    sql.push_str(" ORDER BY seq");
+    if let Some(l) = q.limit {
+        sql.push_str(&format!(" LIMIT {l}"));
+    }
+    (sql, args)
+}
+
+/// Runs `f` for every matching event, streaming (no full result in memory).
+pub fn for_each_event(
+    conn: &Connection,
+    q: &EventQuery,
+    mut f: impl FnMut(RecordedEvent) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let (sql, args) = build(q);
+    let mut stmt = conn.prepare(&sql)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
+    while let Some(r) = rows.next()? {
+        f(chain::from_row(r)?)?;
+    }
+    Ok(())
+}
+
+/// Matching events, in seq order.
+pub fn query_events(conn: &Connection, q: &EventQuery) -> Result<Vec<RecordedEvent>, StoreError> {
+    let mut out = Vec::new();
+    for_each_event(conn, q, |e| {
+        out.push(e);
+        Ok(())
+    })?;
+    Ok(out)
+}
