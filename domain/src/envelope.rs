@@ -163,15 +163,12 @@ mod tests {
 
         let mut edited = b.clone();
         edited.data = r#"{"user_id":"2","session_id":"s"}"#.into();
-        assert_eq!(check_link(Some((1, &a.hash)), &edited), Err(ChainFault::BadHash));
         assert_eq!(
-            check_link(Some((1, "ff")), &b),
-            Err(ChainFault::BrokenLink)
+            check_link(Some((1, &a.hash)), &edited),
+            Err(ChainFault::BadHash)
         );
-        assert_eq!(
-            check_link(None, &b),
-            Err(ChainFault::Gap { expected: 1 })
-        );
+        assert_eq!(check_link(Some((1, "ff")), &b), Err(ChainFault::BrokenLink));
+        assert_eq!(check_link(None, &b), Err(ChainFault::Gap { expected: 1 }));
     }
 
     #[test]
@@ -188,7 +185,10 @@ mod tests {
     fn json_line_keeps_payload_bytes() {
         let a = row(1, GENESIS_HASH);
         let line = serde_json::to_string(&a).unwrap();
-        assert!(line.contains(r#""data":{"user_id":"1","session_id":"s"}"#), "{line}");
+        assert!(
+            line.contains(r#""data":{"user_id":"1","session_id":"s"}"#),
+            "{line}"
+        );
         let back: RecordedEvent = serde_json::from_str(&line).unwrap();
         assert_eq!(back, a);
         assert_eq!(check_link(None, &back), Ok(()));

@@ -45,7 +45,8 @@ pub fn upcast<'a>(
         schema_version,
         message,
     };
-    let current = Event::current_version(event_type).ok_or_else(|| err("unknown event type".into()))?;
+    let current =
+        Event::current_version(event_type).ok_or_else(|| err("unknown event type".into()))?;
     if schema_version == current {
         return Ok(Cow::Borrowed(data));
     }
@@ -82,7 +83,12 @@ mod tests {
 
     #[test]
     fn login_failed_v1_reads_as_v2() {
-        let e = decode("UserLoginFailed", 1, r#"{"username":"bob","ip":"10.0.0.1"}"#).unwrap();
+        let e = decode(
+            "UserLoginFailed",
+            1,
+            r#"{"username":"bob","ip":"10.0.0.1"}"#,
+        )
+        .unwrap();
         assert_eq!(
             e,
             Event::UserLoginFailed(UserLoginFailed {
@@ -97,7 +103,10 @@ mod tests {
     #[test]
     fn current_shape_is_borrowed() {
         let data = r#"{"user_id":"u","session_id":"s"}"#;
-        assert!(matches!(upcast("UserLoggedOut", 1, data).unwrap(), Cow::Borrowed(_)));
+        assert!(matches!(
+            upcast("UserLoggedOut", 1, data).unwrap(),
+            Cow::Borrowed(_)
+        ));
     }
 
     #[test]

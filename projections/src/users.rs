@@ -147,7 +147,8 @@ pub fn find_by_username(conn: &Connection, name: &str) -> rusqlite::Result<Optio
 
 /// All users by name.
 pub fn list(conn: &Connection) -> rusqlite::Result<Vec<User>> {
-    let mut stmt = conn.prepare_cached(&format!("SELECT {USER_COLS} FROM users ORDER BY username"))?;
+    let mut stmt =
+        conn.prepare_cached(&format!("SELECT {USER_COLS} FROM users ORDER BY username"))?;
     let rows = stmt.query_map([], user_from_row)?;
     rows.collect()
 }

@@ -88,9 +88,10 @@ pub async fn bootstrap(
                 ip,
             };
             let events = users::decide(&users_state, &cmd)?;
-            let consumed = uow
-                .conn()
-                .execute("DELETE FROM setup_tokens WHERE token_hash = ?1", [&token_hash])?;
+            let consumed = uow.conn().execute(
+                "DELETE FROM setup_tokens WHERE token_hash = ?1",
+                [&token_hash],
+            )?;
             if consumed != 1 {
                 return Err(AppError::Unauthorized(
                     "the setup token is wrong or has already been used",
@@ -204,8 +205,17 @@ pub async fn login(
 }
 
 /// Closes the session.
-pub async fn logout(state: &AppState, user_id: &str, session_id: &str, token_hash: &str) -> Result<(), AppError> {
-    let (user_id, session_id, token_hash) = (user_id.to_string(), session_id.to_string(), token_hash.to_string());
+pub async fn logout(
+    state: &AppState,
+    user_id: &str,
+    session_id: &str,
+    token_hash: &str,
+) -> Result<(), AppError> {
+    let (user_id, session_id, token_hash) = (
+        user_id.to_string(),
+        session_id.to_string(),
+        token_hash.to_string(),
+    );
     state
         .store
         .write(move |uow| -> Result<(), AppError> {
@@ -217,8 +227,10 @@ pub async fn logout(state: &AppState, user_id: &str, session_id: &str, token_has
                     session_id,
                 },
             )?;
-            uow.conn()
-                .execute("DELETE FROM sessions WHERE token_hash = ?1", params![token_hash])?;
+            uow.conn().execute(
+                "DELETE FROM sessions WHERE token_hash = ?1",
+                params![token_hash],
+            )?;
             uow.append(AppendRequest::new(
                 format!("user-{user_id}"),
                 Actor::User(user_id),
@@ -305,8 +317,11 @@ pub async fn issue_setup_token_if_needed(state: &AppState) -> Result<Option<Stri
             Ok(())
         })
         .await?;
-    crate::vault::write_private(&state.config.setup_token_path(), format!("{token}\n").as_bytes())
-        .map_err(|e| AppError::Internal(format!("writing the setup token file: {e}")))?;
+    crate::vault::write_private(
+        &state.config.setup_token_path(),
+        format!("{token}\n").as_bytes(),
+    )
+    .map_err(|e| AppError::Internal(format!("writing the setup token file: {e}")))?;
     tracing::warn!(
         setup_token = %token,
         file = %state.config.setup_token_path().display(),

@@ -11,7 +11,9 @@ pub fn parse_head(s: &str) -> Result<Head, String> {
     let (seq, hash) = s
         .split_once(':')
         .ok_or_else(|| format!("expected SEQ:HASH, got {s:?}"))?;
-    let seq: i64 = seq.parse().map_err(|_| format!("{seq:?} is not a sequence number"))?;
+    let seq: i64 = seq
+        .parse()
+        .map_err(|_| format!("{seq:?} is not a sequence number"))?;
     if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(format!("{hash:?} is not a SHA-256 hex hash"));
     }

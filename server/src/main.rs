@@ -10,13 +10,23 @@ use server::config::{Config, LogFormat};
 use server::store::ExportFilter;
 
 #[derive(Parser)]
-#[command(name = "restic-manager", version, about = "Self-hosted control plane for restic fleets")]
+#[command(
+    name = "restic-manager",
+    version,
+    about = "Self-hosted control plane for restic fleets"
+)]
 struct Cli {
     /// Where the database, the secret key and the setup token live.
     #[arg(long, env = "RM_DATA_DIR", default_value = "./data", global = true)]
     data_dir: PathBuf,
     /// Log output format.
-    #[arg(long, env = "RM_LOG_FORMAT", value_enum, default_value = "pretty", global = true)]
+    #[arg(
+        long,
+        env = "RM_LOG_FORMAT",
+        value_enum,
+        default_value = "pretty",
+        global = true
+    )]
     log_format: LogFormat,
     #[command(subcommand)]
     command: Command,

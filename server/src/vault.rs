@@ -84,7 +84,8 @@ impl MasterKey {
 
     /// A purpose-bound subkey: HMAC-SHA256(master, purpose).
     pub fn derive(&self, purpose: &str) -> [u8; 32] {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes any key size");
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes any key size");
         mac.update(purpose.as_bytes());
         mac.finalize().into_bytes().into()
     }
@@ -147,7 +148,13 @@ impl Vault {
         let aad = Self::aad(id, owner);
         let ct = self
             .cipher
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: secret, aad: &aad })
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: secret,
+                    aad: &aad,
+                },
+            )
             .map_err(|_| VaultError::Tampered(id.to_string()))?;
         conn.prepare_cached(
             "INSERT INTO vault (id, owner, kind, nonce, ciphertext, created_at)
@@ -173,7 +180,13 @@ impl Vault {
         }
         let aad = Self::aad(id, &owner);
         self.cipher
-            .decrypt(Nonce::from_slice(&nonce), Payload { msg: &ct, aad: &aad })
+            .decrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: &ct,
+                    aad: &aad,
+                },
+            )
             .map(Some)
             .map_err(|_| VaultError::Tampered(id.to_string()))
     }
@@ -199,15 +212,19 @@ mod tests {
     fn seals_opens_and_binds_rows_to_id_and_owner() {
         let c = db();
         let v = Vault::new(&MasterKey::from_bytes([7; 32]));
-        v.put(&c, "a", "user-1", "password", b"hunter2-hunter2", "t").unwrap();
+        v.put(&c, "a", "user-1", "password", b"hunter2-hunter2", "t")
+            .unwrap();
         v.put(&c, "b", "user-2", "password", b"other", "t").unwrap();
         assert_eq!(v.get(&c, "a").unwrap().unwrap(), b"hunter2-hunter2");
         let raw: Vec<u8> = c
-            .query_row("SELECT ciphertext FROM vault WHERE id='a'", [], |r| r.get(0))
+            .query_row("SELECT ciphertext FROM vault WHERE id='a'", [], |r| {
+                r.get(0)
+            })
             .unwrap();
         assert!(!raw.windows(7).any(|w| w == b"hunter2"));
         // Moving a ciphertext to another owner makes it unreadable.
-        c.execute("UPDATE vault SET owner = 'user-2' WHERE id = 'a'", []).unwrap();
+        c.execute("UPDATE vault SET owner = 'user-2' WHERE id = 'a'", [])
+            .unwrap();
         assert!(matches!(v.get(&c, "a"), Err(VaultError::Tampered(_))));
         // A different key cannot open anything.
         let other = Vault::new(&MasterKey::from_bytes([8; 32]));

@@ -32,7 +32,11 @@ impl LoginPage {
 
 /// `/login`: the setup form while no admin exists, then a plain login form.
 pub fn login(p: &LoginPage) -> Markup {
-    let title = if p.setup_needed { "First-run setup" } else { "Log in" };
+    let title = if p.setup_needed {
+        "First-run setup"
+    } else {
+        "Log in"
+    };
     layout(
         title,
         &Viewer::default(),
@@ -130,7 +134,10 @@ mod tests {
         let err = doc.select(&sel("#f-password-error")).next().unwrap();
         assert_eq!(err.text().collect::<String>(), "password is too short");
         let hint = doc.select(&sel("#f-password-hint")).next().unwrap();
-        assert!(hint.text().collect::<String>().contains("at least 12 characters"));
+        assert!(hint
+            .text()
+            .collect::<String>()
+            .contains("at least 12 characters"));
         let csrf = doc.select(&sel("input[name=csrf_token]")).next().unwrap();
         assert_eq!(csrf.value().attr("value"), Some("abc"));
         // Every input but the hidden one has a label.

@@ -53,9 +53,21 @@ pub async fn bootstrap(
     jar: CookieJar,
     AppJson(b): AppJson<BootstrapBody>,
 ) -> Result<Response, AppError> {
-    let opened = accounts::bootstrap(&state, &b.token, &b.username, &b.password, Some(ip.to_string())).await?;
+    let opened = accounts::bootstrap(
+        &state,
+        &b.token,
+        &b.username,
+        &b.password,
+        Some(ip.to_string()),
+    )
+    .await?;
     let jar = jar.add(session_cookie(&state, opened.token));
-    Ok((StatusCode::CREATED, jar, Json(json!({ "user": opened.user }))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        jar,
+        Json(json!({ "user": opened.user })),
+    )
+        .into_response())
 }
 
 /// `POST /api/login` body.
@@ -84,8 +96,18 @@ pub async fn logout(
     me: CurrentUser,
     jar: CookieJar,
 ) -> Result<Response, AppError> {
-    accounts::logout(&state, &me.user.user_id, &me.user.session_id, &me.user.token_hash).await?;
-    Ok((StatusCode::NO_CONTENT, jar.add(clear_session_cookie(&state))).into_response())
+    accounts::logout(
+        &state,
+        &me.user.user_id,
+        &me.user.session_id,
+        &me.user.token_hash,
+    )
+    .await?;
+    Ok((
+        StatusCode::NO_CONTENT,
+        jar.add(clear_session_cookie(&state)),
+    )
+        .into_response())
 }
 
 /// The current session and its CSRF token.
@@ -97,7 +119,10 @@ pub async fn session(State(state): State<AppState>, me: CurrentUser) -> Json<ser
 }
 
 /// Lists users (admin).
-pub async fn list_users(State(state): State<AppState>, me: CurrentUser) -> Result<Json<serde_json::Value>, AppError> {
+pub async fn list_users(
+    State(state): State<AppState>,
+    me: CurrentUser,
+) -> Result<Json<serde_json::Value>, AppError> {
     me.require(&["admin"])?;
     let users = state
         .store
@@ -122,6 +147,7 @@ pub async fn create_user(
     AppJson(b): AppJson<CreateUserBody>,
 ) -> Result<Response, AppError> {
     me.require(&["admin"])?;
-    let user = accounts::create_user(&state, &me.user.user_id, &b.username, &b.password, &b.role).await?;
+    let user =
+        accounts::create_user(&state, &me.user.user_id, &b.username, &b.password, &b.role).await?;
     Ok((StatusCode::CREATED, Json(json!({ "user": user }))).into_response())
 }

@@ -62,7 +62,8 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
     if !ok {
         return AppError::Csrf.into_response();
     }
-    next.run(Request::from_parts(parts, Body::from(bytes))).await
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }
 
 /// One field of a urlencoded body.

@@ -80,12 +80,19 @@ impl AppError {
         let msg = self.to_string();
         match self {
             AppError::Domain(d) => match d {
-                DomainError::Invalid { field, message } => {
-                    (S::BAD_REQUEST, "invalid_input", format!("{field} {message}"), Some(field))
+                DomainError::Invalid { field, message } => (
+                    S::BAD_REQUEST,
+                    "invalid_input",
+                    format!("{field} {message}"),
+                    Some(field),
+                ),
+                DomainError::AlreadyBootstrapped => {
+                    (S::CONFLICT, "already_bootstrapped", msg, None)
                 }
-                DomainError::AlreadyBootstrapped => (S::CONFLICT, "already_bootstrapped", msg, None),
                 DomainError::NotBootstrapped => (S::CONFLICT, "not_bootstrapped", msg, None),
-                DomainError::UsernameTaken(_) => (S::CONFLICT, "username_taken", msg, Some("username")),
+                DomainError::UsernameTaken(_) => {
+                    (S::CONFLICT, "username_taken", msg, Some("username"))
+                }
                 DomainError::UnknownUser => (S::NOT_FOUND, "not_found", msg, None),
                 DomainError::UndecodableEvent { .. } => internal(),
             },
@@ -111,9 +118,12 @@ impl AppError {
             AppError::MethodNotAllowed => (S::METHOD_NOT_ALLOWED, "method_not_allowed", msg, None),
             AppError::RateLimited { .. } => (S::TOO_MANY_REQUESTS, "rate_limited", msg, None),
             AppError::PayloadTooLarge => (S::PAYLOAD_TOO_LARGE, "payload_too_large", msg, None),
-            AppError::UnsupportedMediaType(_) => {
-                (S::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", msg, None)
-            }
+            AppError::UnsupportedMediaType(_) => (
+                S::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                msg,
+                None,
+            ),
             AppError::Internal(_) => internal(),
         }
     }

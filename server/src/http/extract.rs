@@ -31,11 +31,13 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for AppJson<T> {
 fn json_rejection(rej: JsonRejection) -> AppError {
     match rej.status() {
         StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge,
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
-            AppError::UnsupportedMediaType("expected a body with Content-Type: application/json".into())
-        }
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => AppError::UnsupportedMediaType(
+            "expected a body with Content-Type: application/json".into(),
+        ),
         _ => match rej {
-            JsonRejection::JsonSyntaxError(e) => AppError::bad_request("invalid_json", e.body_text()),
+            JsonRejection::JsonSyntaxError(e) => {
+                AppError::bad_request("invalid_json", e.body_text())
+            }
             JsonRejection::JsonDataError(e) => AppError::bad_request("invalid_body", e.body_text()),
             other => AppError::bad_request("invalid_body", other.body_text()),
         },
@@ -117,7 +119,10 @@ pub async fn session_of(parts: &Parts, state: &AppState) -> Result<Option<Curren
 impl FromRequestParts<AppState> for CurrentUser {
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         session_of(parts, state)
             .await?
             .ok_or(AppError::Unauthorized("log in first"))
@@ -130,7 +135,10 @@ pub struct MaybeUser(pub Option<CurrentUser>);
 impl FromRequestParts<AppState> for MaybeUser {
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         Ok(MaybeUser(session_of(parts, state).await?))
     }
 }

@@ -64,7 +64,10 @@ pub fn router(state: AppState) -> Router {
         .nest("/api", api)
         .fallback(pages::not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), csrf::guard))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            csrf::guard,
+        ))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,

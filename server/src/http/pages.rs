@@ -60,7 +60,10 @@ pub async fn not_found(State(state): State<AppState>, MaybeUser(me): MaybeUser) 
 }
 
 /// `/`: the dashboard, or a redirect to `/login`.
-pub async fn home(State(state): State<AppState>, MaybeUser(me): MaybeUser) -> Result<Response, AppError> {
+pub async fn home(
+    State(state): State<AppState>,
+    MaybeUser(me): MaybeUser,
+) -> Result<Response, AppError> {
     let Some(me) = me else {
         return Ok(Redirect::to("/login").into_response());
     };
@@ -74,7 +77,10 @@ pub async fn home(State(state): State<AppState>, MaybeUser(me): MaybeUser) -> Re
         head_hash: head.hash,
         users,
     };
-    Ok(html(StatusCode::OK, web::pages::home(&viewer(&state, &me), &page)))
+    Ok(html(
+        StatusCode::OK,
+        web::pages::home(&viewer(&state, &me), &page),
+    ))
 }
 
 async fn setup_needed(state: &AppState) -> Result<bool, AppError> {
@@ -133,7 +139,8 @@ pub struct LoginForm {
 fn page_error(e: AppError, page: &mut LoginPage) -> Result<StatusCode, AppError> {
     match e {
         AppError::Domain(DomainError::Invalid { field, message }) => {
-            page.field_errors.push((field.to_string(), format!("{field} {message}")));
+            page.field_errors
+                .push((field.to_string(), format!("{field} {message}")));
             Ok(StatusCode::BAD_REQUEST)
         }
         AppError::Unauthorized(m) => {
@@ -208,7 +215,15 @@ pub async fn setup_form(
     let status = if !form_csrf_ok(&jar, &f.csrf_token) {
         csrf_failed(&mut page)
     } else {
-        match accounts::bootstrap(&state, &f.token, &f.username, &f.password, Some(ip.to_string())).await {
+        match accounts::bootstrap(
+            &state,
+            &f.token,
+            &f.username,
+            &f.password,
+            Some(ip.to_string()),
+        )
+        .await
+        {
             Ok(opened) => {
                 let jar = jar
                     .remove(Cookie::build(FORM_CSRF_COOKIE).path("/"))
@@ -231,6 +246,16 @@ pub async fn logout_form(
     me: CurrentUser,
     jar: CookieJar,
 ) -> Result<Response, AppError> {
-    accounts::logout(&state, &me.user.user_id, &me.user.session_id, &me.user.token_hash).await?;
-    Ok((jar.add(clear_session_cookie(&state)), Redirect::to("/login")).into_response())
+    accounts::logout(
+        &state,
+        &me.user.user_id,
+        &me.user.session_id,
+        &me.user.token_hash,
+    )
+    .await?;
+    Ok((
+        jar.add(clear_session_cookie(&state)),
+        Redirect::to("/login"),
+    )
+        .into_response())
 }

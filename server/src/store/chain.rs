@@ -65,7 +65,12 @@ pub fn read_head(conn: &Connection) -> Result<Head, StoreError> {
         .query_row(
             "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1",
             [],
-            |r| Ok(Head { seq: r.get(0)?, hash: r.get(1)? }),
+            |r| {
+                Ok(Head {
+                    seq: r.get(0)?,
+                    hash: r.get(1)?,
+                })
+            },
         )
         .optional()?;
     Ok(h.unwrap_or(Head {
@@ -193,7 +198,11 @@ pub struct ExportFilter {
 }
 
 /// Writes the exact stored envelopes as JSON lines. Returns how many.
-pub fn export(conn: &Connection, filter: &ExportFilter, out: &mut dyn Write) -> Result<u64, StoreError> {
+pub fn export(
+    conn: &Connection,
+    filter: &ExportFilter,
+    out: &mut dyn Write,
+) -> Result<u64, StoreError> {
     let q = EventQuery {
         after: filter.after,
         stream: filter.stream.clone(),
@@ -217,7 +226,9 @@ pub fn import(conn: &mut Connection, input: &mut dyn BufRead) -> Result<u64, Sto
     if existing > 0 {
         return Err(StoreError::BadImport {
             line: 0,
-            message: format!("the data dir already holds {existing} events; import needs an empty one"),
+            message: format!(
+                "the data dir already holds {existing} events; import needs an empty one"
+            ),
         });
     }
     let tx = conn.transaction()?;

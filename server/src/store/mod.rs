@@ -182,7 +182,11 @@ pub(crate) fn open_connection(path: &Path, durable: bool) -> Result<Connection, 
 impl EventStore {
     /// Opens (creating if needed) the store at `path`: runs migrations, rebuilds any
     /// projection whose version changed, and starts the writer.
-    pub fn open(path: &Path, clock: Arc<dyn Clock>, opts: StoreOptions) -> Result<Self, StoreError> {
+    pub fn open(
+        path: &Path,
+        clock: Arc<dyn Clock>,
+        opts: StoreOptions,
+    ) -> Result<Self, StoreError> {
         let mut conn = open_connection(path, opts.durable)?;
         migrate::run(&mut conn)?;
         rebuild::ensure_projections(&mut conn, path)?;
@@ -271,14 +275,10 @@ impl EventLog for EventStore {
     }
 
     fn head(&self) -> Head {
-        self.inner
-            .head
-            .lock()
-            .map(|h| h.clone())
-            .unwrap_or(Head {
-                seq: 0,
-                hash: domain::envelope::GENESIS_HASH.into(),
-            })
+        self.inner.head.lock().map(|h| h.clone()).unwrap_or(Head {
+            seq: 0,
+            hash: domain::envelope::GENESIS_HASH.into(),
+        })
     }
 }
 

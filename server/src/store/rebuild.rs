@@ -59,7 +59,11 @@ fn scratch_path(main: &Path) -> PathBuf {
 }
 
 /// Rebuilds the given projections (all when `names` is empty) of the store at `path`.
-pub fn rebuild(conn: &mut Connection, path: &Path, names: &[String]) -> Result<RebuildReport, StoreError> {
+pub fn rebuild(
+    conn: &mut Connection,
+    path: &Path,
+    names: &[String],
+) -> Result<RebuildReport, StoreError> {
     let which: Vec<&'static dyn Projection> = projections::registry()
         .iter()
         .copied()
@@ -149,7 +153,8 @@ fn rebuild_projections(
 /// At open: creates missing projection tables, and rebuilds every projection whose stored
 /// version differs from the code's (or that is missing while events exist).
 pub fn ensure_projections(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
-    let has_events: bool = conn.query_row("SELECT EXISTS(SELECT 1 FROM events)", [], |r| r.get(0))?;
+    let has_events: bool =
+        conn.query_row("SELECT EXISTS(SELECT 1 FROM events)", [], |r| r.get(0))?;
     let mut stale: Vec<&'static dyn Projection> = Vec::new();
     for p in projections::registry() {
         let stored: Option<u32> = conn
@@ -175,7 +180,11 @@ pub fn ensure_projections(conn: &mut Connection, path: &Path) -> Result<(), Stor
         let names: Vec<&str> = stale.iter().map(|p| p.name()).collect();
         tracing::info!(projections = ?names, "projection versions changed: rebuilding from seq 0");
         let report = rebuild_projections(conn, path, &stale)?;
-        tracing::info!(events = report.events, seconds = report.total_seconds, "rebuild done");
+        tracing::info!(
+            events = report.events,
+            seconds = report.total_seconds,
+            "rebuild done"
+        );
     }
     Ok(())
 }

@@ -9,9 +9,7 @@ use domain::Timestamp;
 use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::{broadcast, oneshot};
 
-use super::{
-    chain, AppendRequest, AppendResult, ExpectedVersion, Head, StoreError, StoreOptions,
-};
+use super::{chain, AppendRequest, AppendResult, ExpectedVersion, Head, StoreError, StoreOptions};
 use crate::clock::Clock;
 
 /// A message to the writer.

@@ -1,0 +1,11 @@
+//! Integration tests of the server crate: one binary, a module per feature.
+
+mod helpers;
+
+mod audit;
+mod auth;
+mod bad_input;
+mod cli;
+mod pages;
+mod secrets;
+mod store;

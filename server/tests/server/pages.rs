@@ -1,0 +1,169 @@
+//! The server-rendered login and setup pages, driven as a browser without JavaScript would.
+
+use crate::helpers::{client, TestApp, ADMIN, ADMIN_PASSWORD};
+
+fn hidden_csrf(html: &str) -> String {
+    let doc = scraper::Html::parse_document(html);
+    let sel = scraper::Selector::parse("input[name=csrf_token]").unwrap();
+    doc.select(&sel)
+        .next()
+        .unwrap()
+        .value()
+        .attr("value")
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn setup_form_then_login_form() {
+    let app = TestApp::spawn().await;
+    let c = client();
+    let r = c.get(app.url("/")).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/login");
+
+    let page = c
+        .get(app.url("/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("First-run setup"));
+    assert!(
+        page.contains("Password rule: at least 12 characters"),
+        "the rule is on the form"
+    );
+    let csrf = hidden_csrf(&page);
+
+    // A weak password: the form comes back with the message beside the field and the
+    // username kept.
+    let r = c
+        .post(app.url("/setup"))
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("token", &app.setup_token()),
+            ("username", "chief"),
+            ("password", "short"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let page = r.text().await.unwrap();
+    let doc = scraper::Html::parse_document(&page);
+    let err = doc
+        .select(&scraper::Selector::parse("#f-password-error").unwrap())
+        .next()
+        .unwrap();
+    assert!(err.text().collect::<String>().contains("too short"));
+    assert!(page.contains("value=\"chief\""));
+
+    // Without the form's CSRF token: refused, nothing created.
+    let r = c
+        .post(app.url("/setup"))
+        .form(&[
+            ("csrf_token", "forged"),
+            ("token", &app.setup_token()),
+            ("username", ADMIN),
+            ("password", ADMIN_PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+
+    let page = c
+        .get(app.url("/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = hidden_csrf(&page);
+    let r = c
+        .post(app.url("/setup"))
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("token", &app.setup_token()),
+            ("username", ADMIN),
+            ("password", ADMIN_PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let home = c.get(app.url("/")).send().await.unwrap();
+    assert_eq!(home.status(), 200);
+    let home = home.text().await.unwrap();
+    assert!(home.contains("Dashboard"));
+    let logout_csrf = hidden_csrf(&home);
+
+    // Log out through the form (its CSRF token is the session's).
+    let r = c
+        .post(app.url("/logout"))
+        .form(&[("csrf_token", "wrong")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = c
+        .post(app.url("/logout"))
+        .form(&[("csrf_token", logout_csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+
+    // Now the plain login form.
+    let page = c
+        .get(app.url("/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Log in"));
+    assert!(!page.contains("Setup token"));
+    let csrf = hidden_csrf(&page);
+    let r = c
+        .post(app.url("/login"))
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("username", ADMIN),
+            ("password", "wrong password here"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("wrong username or password"));
+    let csrf = hidden_csrf(&page);
+    let r = c
+        .post(app.url("/login"))
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("username", ADMIN),
+            ("password", ADMIN_PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(c.get(app.url("/")).send().await.unwrap().status(), 200);
+    let css = c.get(app.url("/static/style.css")).send().await.unwrap();
+    assert_eq!(css.headers()["content-type"], "text/css; charset=utf-8");
+    assert!(css
+        .text()
+        .await
+        .unwrap()
+        .contains("prefers-color-scheme: dark"));
+    let missing = c.get(app.url("/nowhere")).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+    assert!(missing.text().await.unwrap().contains("Not found"));
+    app.stop().await;
+}
