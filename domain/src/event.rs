@@ -120,8 +120,8 @@ pub struct UserLoggedIn {
     pub ip: Option<String>,
 }
 
-/// Payload of [`Event::UserLoginFailed`] (schema 2; schema 1 had no `reason` and no
-/// `user_id`, see [`crate::upcast`]).
+/// Payload of [`Event::UserLoginFailed`] (schema 2; schema 1 had no `reason`, see
+/// [`crate::upcast`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserLoginFailed {
     /// The name that was tried.

@@ -21,7 +21,7 @@ struct Step {
 
 /// The registry of every shape change ever made.
 const STEPS: &[Step] = &[
-    // UserLoginFailed v1 was `{username, ip?}`. v2 says why the login was refused; a v1
+    // UserLoginFailed v1 was `{username, user_id?, ip?}`. v2 says why the login was refused; a v1
     // record cannot tell, so it reads as a bad password (the only reason v1 recorded).
     Step {
         event_type: "UserLoginFailed",

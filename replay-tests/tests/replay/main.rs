@@ -1,0 +1,4 @@
+//! Replay tests: decisions (given/when/then) and recorded histories (fixtures).
+
+mod fixtures;
+mod users;
