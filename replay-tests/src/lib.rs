@@ -124,7 +124,10 @@ impl<A: Aggregate> Then<A> {
     pub fn then(self, expected: Vec<Event>) -> A::State {
         let emitted = match &self.result {
             Ok(e) => e.clone(),
-            Err(err) => panic!("{:?} was refused with {err:?}; expected {expected:?}", self.cmd),
+            Err(err) => panic!(
+                "{:?} was refused with {err:?}; expected {expected:?}",
+                self.cmd
+            ),
         };
         assert_eq!(emitted, expected, "events decided for {:?}", self.cmd);
         self.folds_agree(&emitted)
@@ -134,7 +137,10 @@ impl<A: Aggregate> Then<A> {
     pub fn then_error(self, expected: DomainError) {
         match self.result {
             Err(e) => assert_eq!(e, expected, "error for {:?}", self.cmd),
-            Ok(events) => panic!("{:?} was accepted with {events:?}; expected {expected:?}", self.cmd),
+            Ok(events) => panic!(
+                "{:?} was accepted with {events:?}; expected {expected:?}",
+                self.cmd
+            ),
         }
     }
 
@@ -147,7 +153,10 @@ impl<A: Aggregate> Then<A> {
         for e in self.history.iter().chain(emitted) {
             A::evolve(&mut fresh, e);
         }
-        assert_eq!(after, fresh, "folding the emitted events onto the state the decision saw");
+        assert_eq!(
+            after, fresh,
+            "folding the emitted events onto the state the decision saw"
+        );
         let all: Vec<Event> = self.history.iter().chain(emitted).cloned().collect();
         if let Some(projected) = A::load_projected(&all) {
             assert_eq!(after, projected, "the state loaded from the read model");

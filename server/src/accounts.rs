@@ -191,6 +191,11 @@ pub async fn login(
             uow.append(AppendRequest::new(stream, actor, events))?;
             match opened {
                 Some(user_id) => {
+                    // Expired sessions are useless; sweep them while we are writing anyway.
+                    uow.conn().execute(
+                        "DELETE FROM sessions WHERE expires_at <= ?1",
+                        [uow.now().to_string()],
+                    )?;
                     auth::insert_session(uow.conn(), &t, &session_id, &user_id, uow.now())?;
                     Ok(projections::users::get(uow.conn(), &user_id)?)
                 }

@@ -27,7 +27,10 @@ fn every_fixture_replays_to_its_committed_read_models() {
         });
         names.push(name);
     }
-    assert!(names.iter().any(|n| n == "users_auth"), "the users/auth story is recorded: {names:?}");
+    assert!(
+        names.iter().any(|n| n == "users_auth"),
+        "the users/auth story is recorded: {names:?}"
+    );
 }
 
 #[test]

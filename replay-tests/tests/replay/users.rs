@@ -59,34 +59,40 @@ fn setup_happens_once() {
 
 #[test]
 fn a_good_password_opens_a_session() {
-    given::<Users>(vec![admin_created()]).when(login("admin", true)).then(vec![UserLoggedIn {
-        user_id: "u1".into(),
-        session_id: "s2".into(),
-        ip: None,
-    }
-    .into()]);
+    given::<Users>(vec![admin_created()])
+        .when(login("admin", true))
+        .then(vec![UserLoggedIn {
+            user_id: "u1".into(),
+            session_id: "s2".into(),
+            ip: None,
+        }
+        .into()]);
 }
 
 #[test]
 fn a_bad_password_is_recorded_against_the_account() {
-    given::<Users>(vec![admin_created()]).when(login("admin", false)).then(vec![UserLoginFailed {
-        username: "admin".into(),
-        user_id: Some("u1".into()),
-        reason: LoginFailure::BadPassword,
-        ip: None,
-    }
-    .into()]);
+    given::<Users>(vec![admin_created()])
+        .when(login("admin", false))
+        .then(vec![UserLoginFailed {
+            username: "admin".into(),
+            user_id: Some("u1".into()),
+            reason: LoginFailure::BadPassword,
+            ip: None,
+        }
+        .into()]);
 }
 
 #[test]
 fn an_unknown_name_never_logs_in_even_if_the_edge_said_ok() {
-    given::<Users>(vec![admin_created()]).when(login("mallory", true)).then(vec![UserLoginFailed {
-        username: "mallory".into(),
-        user_id: None,
-        reason: LoginFailure::UnknownUser,
-        ip: None,
-    }
-    .into()]);
+    given::<Users>(vec![admin_created()])
+        .when(login("mallory", true))
+        .then(vec![UserLoginFailed {
+            username: "mallory".into(),
+            user_id: None,
+            reason: LoginFailure::UnknownUser,
+            ip: None,
+        }
+        .into()]);
 }
 
 #[test]
@@ -103,14 +109,16 @@ fn usernames_are_unique_and_accounts_need_setup_first() {
     given::<Users>(vec![admin_created()])
         .when(create("admin"))
         .then_error(DomainError::UsernameTaken("admin".into()));
-    let state = given::<Users>(vec![admin_created()]).when(create("viewer")).then(vec![UserCreated {
-        user_id: "u2".into(),
-        username: "viewer".into(),
-        role: Role::Viewer,
-        password_ref: "password-u2".into(),
-        via_setup: false,
-    }
-    .into()]);
+    let state = given::<Users>(vec![admin_created()])
+        .when(create("viewer"))
+        .then(vec![UserCreated {
+            user_id: "u2".into(),
+            username: "viewer".into(),
+            role: Role::Viewer,
+            password_ref: "password-u2".into(),
+            via_setup: false,
+        }
+        .into()]);
     assert_eq!(state.users.len(), 2);
 }
 

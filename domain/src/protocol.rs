@@ -1,0 +1,455 @@
+//! The agent ↔ server wire protocol.
+//!
+//! Every frame is a JSON text frame:
+//! `{"v": <protocol version>, "id": "<uuid>", "re": "<id replied to>"?, "type": "<type>", "payload": {…}}`.
+//!
+//! The envelope is decoded first and on its own, so a frame from a newer or older agent
+//! whose payloads this build cannot read still yields its version and id — and the server
+//! can answer with a clean `error` frame (`protocol_too_old` / `protocol_too_new`) instead of
+//! a JSON parse failure.
+//!
+//! Messages the agent must not lose (see [`AgentMessage::is_durable`]) go through its
+//! on-disk outbox and are acknowledged by the server with an `ack` whose `re` is their id;
+//! the server ignores a repeated id, so a reconnect neither loses nor doubles a message.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The protocol version this build speaks.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// The oldest agent protocol the server still accepts.
+pub const MIN_PROTOCOL_VERSION: u32 = 1;
+/// Largest frame either side accepts, in bytes.
+pub const MAX_FRAME_BYTES: usize = 256 * 1024;
+/// How often an agent sends a heartbeat.
+pub const HEARTBEAT_SECS: u64 = 15;
+
+/// The envelope, payload still undecoded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Protocol version of the sender.
+    pub v: u32,
+    /// Unique id of this frame (UUID).
+    pub id: String,
+    /// The id of the frame this one answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub re: Option<String>,
+    /// Message type, e.g. `hello`.
+    #[serde(rename = "type")]
+    pub msg_type: String,
+    /// The message body.
+    #[serde(default)]
+    pub payload: Value,
+}
+
+/// Why a frame could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    /// Larger than [`MAX_FRAME_BYTES`].
+    #[error("frame of {0} bytes is larger than the limit of {MAX_FRAME_BYTES}")]
+    TooLarge(usize),
+    /// Not a JSON envelope.
+    #[error("not a protocol frame: {0}")]
+    BadFrame(String),
+    /// The envelope is fine but the type is not one this build knows.
+    #[error("unknown message type {0:?}")]
+    UnknownType(String),
+    /// The type is known but its payload does not fit.
+    #[error("bad payload for {msg_type}: {message}")]
+    BadPayload {
+        /// The type.
+        msg_type: String,
+        /// The decoder's complaint.
+        message: String,
+    },
+}
+
+impl FrameError {
+    /// The error code sent back in an `error` frame.
+    pub fn code(&self) -> &'static str {
+        match self {
+            FrameError::TooLarge(_) => "frame_too_large",
+            FrameError::BadFrame(_) => "bad_frame",
+            FrameError::UnknownType(_) => "unknown_type",
+            FrameError::BadPayload { .. } => "bad_payload",
+        }
+    }
+}
+
+/// Decodes the envelope of a text frame.
+pub fn decode_envelope(text: &str) -> Result<Envelope, FrameError> {
+    if text.len() > MAX_FRAME_BYTES {
+        return Err(FrameError::TooLarge(text.len()));
+    }
+    serde_json::from_str(text).map_err(|e| FrameError::BadFrame(e.to_string()))
+}
+
+/// How a protocol version compares with what this build accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VersionCheck {
+    /// Spoken here.
+    Supported,
+    /// Older than [`MIN_PROTOCOL_VERSION`].
+    TooOld,
+    /// Newer than [`PROTOCOL_VERSION`].
+    TooNew,
+}
+
+/// Checks a peer's protocol version.
+pub fn check_version(v: u32) -> VersionCheck {
+    if v < MIN_PROTOCOL_VERSION {
+        VersionCheck::TooOld
+    } else if v > PROTOCOL_VERSION {
+        VersionCheck::TooNew
+    } else {
+        VersionCheck::Supported
+    }
+}
+
+/// The protocol versions a side accepts, sent with version errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionRange {
+    /// Oldest.
+    pub min: u32,
+    /// Newest.
+    pub max: u32,
+}
+
+impl VersionRange {
+    /// What this build accepts.
+    pub fn supported() -> Self {
+        VersionRange {
+            min: MIN_PROTOCOL_VERSION,
+            max: PROTOCOL_VERSION,
+        }
+    }
+}
+
+macro_rules! messages {
+    (
+        $(#[$edoc:meta])* $enum:ident {
+            $( $(#[$doc:meta])* $name:ident($payload:ty) = $wire:literal ),* $(,)?
+        }
+    ) => {
+        $(#[$edoc])*
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum $enum {
+            $( $(#[$doc])* $name($payload), )*
+        }
+
+        impl $enum {
+            /// The wire name.
+            pub fn msg_type(&self) -> &'static str {
+                match self { $( $enum::$name(_) => $wire, )* }
+            }
+
+            /// Every wire name of this direction.
+            pub const TYPES: &'static [&'static str] = &[$( $wire, )*];
+
+            /// Decodes the payload of an envelope.
+            pub fn from_envelope(env: &Envelope) -> Result<Self, FrameError> {
+                let bad = |e: serde_json::Error| FrameError::BadPayload {
+                    msg_type: env.msg_type.clone(),
+                    message: e.to_string(),
+                };
+                match env.msg_type.as_str() {
+                    $( $wire => serde_json::from_value(env.payload.clone()).map($enum::$name).map_err(bad), )*
+                    other => Err(FrameError::UnknownType(other.to_string())),
+                }
+            }
+
+            /// The payload as JSON.
+            pub fn payload(&self) -> Value {
+                let r = match self { $( $enum::$name(p) => serde_json::to_value(p), )* };
+                r.unwrap_or(Value::Null)
+            }
+
+            /// Wraps the message in an envelope.
+            pub fn envelope(&self, id: impl Into<String>, re: Option<String>) -> Envelope {
+                Envelope {
+                    v: PROTOCOL_VERSION,
+                    id: id.into(),
+                    re,
+                    msg_type: self.msg_type().to_string(),
+                    payload: self.payload(),
+                }
+            }
+
+            /// The frame text.
+            pub fn to_frame(&self, id: impl Into<String>, re: Option<String>) -> String {
+                serde_json::to_string(&self.envelope(id, re)).unwrap_or_default()
+            }
+        }
+    };
+}
+
+messages! {
+    /// What an agent sends.
+    AgentMessage {
+        /// First frame after connecting.
+        Hello(Hello) = "hello",
+        /// Liveness, every [`HEARTBEAT_SECS`].
+        Heartbeat(Heartbeat) = "heartbeat",
+        /// Acknowledges a server frame (`re` names it).
+        Ack(Ack) = "ack",
+        /// The agent stored the credentials of `config.update` version N. Durable.
+        ConfigApplied(ConfigApplied) = "config.applied",
+    }
+}
+
+messages! {
+    /// What the server sends.
+    ServerMessage {
+        /// The answer to `hello`.
+        Welcome(Welcome) = "hello.ok",
+        /// Repository credentials (decrypted from the vault), sent over the authenticated socket.
+        ConfigUpdate(ConfigUpdate) = "config.update",
+        /// Acknowledges a durable agent message (`re` names it).
+        Ack(Ack) = "ack",
+        /// Something was wrong with a frame, or the connection is refused.
+        Error(ErrorFrame) = "error",
+    }
+}
+
+impl AgentMessage {
+    /// Whether this message must survive disconnects and crashes (it goes through the
+    /// outbox and waits for an `ack`).
+    pub fn is_durable(&self) -> bool {
+        matches!(self, AgentMessage::ConfigApplied(_))
+    }
+}
+
+/// `hello`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// Agent build version.
+    pub agent_version: String,
+    /// The host's name.
+    pub hostname: String,
+    /// Operating system, e.g. `linux`.
+    pub os: String,
+    /// CPU architecture, e.g. `x86_64`.
+    pub arch: String,
+    /// `restic version` as reported, or empty when restic is missing.
+    #[serde(default)]
+    pub restic_version: String,
+    /// The credentials version the agent holds (0 when none).
+    #[serde(default)]
+    pub config_version: u64,
+}
+
+/// `heartbeat`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Heartbeat {}
+
+/// `ack`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Ack {}
+
+/// `config.applied`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigApplied {
+    /// The credentials version stored.
+    pub version: u64,
+}
+
+/// `hello.ok`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Welcome {
+    /// The agent's host id.
+    pub host_id: String,
+    /// Server build version.
+    pub server_version: String,
+    /// Protocol the server speaks.
+    pub protocol_version: u32,
+    /// How often to send heartbeats.
+    pub heartbeat_secs: u64,
+}
+
+/// Repository credentials as the agent needs them.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepoCredentials {
+    /// The repository URL (`/srv/repo`, `rest:https://…`, `s3:…`).
+    pub url: String,
+    /// Backend user name, when the backend has one (REST server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// The repository password.
+    pub password: String,
+}
+
+impl std::fmt::Debug for RepoCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RepoCredentials")
+            .field("url", &self.url)
+            .field("username", &self.username)
+            .field("password", &"***")
+            .finish()
+    }
+}
+
+/// `config.update`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigUpdate {
+    /// Increases with every change of the credentials.
+    pub version: u64,
+    /// The everyday repository credentials.
+    pub repo: RepoCredentials,
+}
+
+/// `error`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorFrame {
+    /// Machine-readable: `protocol_too_old`, `protocol_too_new`, `bad_frame`,
+    /// `frame_too_large`, `unknown_type`, `bad_payload`, `unexpected`, `host_deleted`.
+    pub code: String,
+    /// Human text.
+    pub message: String,
+    /// For version errors: what the server accepts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supported: Option<VersionRange>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn frame<M>(m: &M, to: fn(&M, String, Option<String>) -> String) -> Value {
+        serde_json::from_str(&to(m, "id-1".into(), Some("id-0".into()))).unwrap()
+    }
+
+    /// Pins every message on the wire: a change here is a protocol change.
+    #[test]
+    fn agent_messages_on_the_wire() {
+        let to = |m: &AgentMessage, id: String, re: Option<String>| m.to_frame(id, re);
+        let cases = [
+            (
+                AgentMessage::Hello(Hello {
+                    agent_version: "0.1.0".into(),
+                    hostname: "web-1".into(),
+                    os: "linux".into(),
+                    arch: "x86_64".into(),
+                    restic_version: "0.14.0".into(),
+                    config_version: 2,
+                }),
+                json!({"v":1,"id":"id-1","re":"id-0","type":"hello","payload":{
+                    "agent_version":"0.1.0","hostname":"web-1","os":"linux","arch":"x86_64",
+                    "restic_version":"0.14.0","config_version":2}}),
+            ),
+            (
+                AgentMessage::Heartbeat(Heartbeat {}),
+                json!({"v":1,"id":"id-1","re":"id-0","type":"heartbeat","payload":{}}),
+            ),
+            (
+                AgentMessage::Ack(Ack {}),
+                json!({"v":1,"id":"id-1","re":"id-0","type":"ack","payload":{}}),
+            ),
+            (
+                AgentMessage::ConfigApplied(ConfigApplied { version: 3 }),
+                json!({"v":1,"id":"id-1","re":"id-0","type":"config.applied","payload":{"version":3}}),
+            ),
+        ];
+        assert_eq!(
+            cases.len(),
+            AgentMessage::TYPES.len(),
+            "every message is pinned"
+        );
+        for (m, want) in cases {
+            assert_eq!(frame(&m, to), want);
+            let env: Envelope = serde_json::from_value(want).unwrap();
+            assert_eq!(AgentMessage::from_envelope(&env).unwrap(), m);
+        }
+    }
+
+    #[test]
+    fn server_messages_on_the_wire() {
+        let to = |m: &ServerMessage, id: String, re: Option<String>| m.to_frame(id, re);
+        let cases = [
+            (
+                ServerMessage::Welcome(Welcome {
+                    host_id: "h1".into(),
+                    server_version: "0.1.0".into(),
+                    protocol_version: 1,
+                    heartbeat_secs: 15,
+                }),
+                json!({"v":1,"id":"id-1","re":"id-0","type":"hello.ok","payload":{
+                    "host_id":"h1","server_version":"0.1.0","protocol_version":1,"heartbeat_secs":15}}),
+            ),
+            (
+                ServerMessage::ConfigUpdate(ConfigUpdate {
+                    version: 4,
+                    repo: RepoCredentials {
+                        url: "rest:http://backup:8000/web-1".into(),
+                        username: Some("web-1".into()),
+                        password: "pw".into(),
+                    },
+                }),
+                json!({"v":1,"id":"id-1","re":"id-0","type":"config.update","payload":{
+                    "version":4,"repo":{"url":"rest:http://backup:8000/web-1","username":"web-1","password":"pw"}}}),
+            ),
+            (
+                ServerMessage::Ack(Ack {}),
+                json!({"v":1,"id":"id-1","re":"id-0","type":"ack","payload":{}}),
+            ),
+            (
+                ServerMessage::Error(ErrorFrame {
+                    code: "protocol_too_new".into(),
+                    message: "m".into(),
+                    supported: Some(VersionRange { min: 1, max: 1 }),
+                }),
+                json!({"v":1,"id":"id-1","re":"id-0","type":"error","payload":{
+                    "code":"protocol_too_new","message":"m","supported":{"min":1,"max":1}}}),
+            ),
+        ];
+        assert_eq!(
+            cases.len(),
+            ServerMessage::TYPES.len(),
+            "every message is pinned"
+        );
+        for (m, want) in cases {
+            assert_eq!(frame(&m, to), want);
+            let env: Envelope = serde_json::from_value(want).unwrap();
+            assert_eq!(ServerMessage::from_envelope(&env).unwrap(), m);
+        }
+    }
+
+    #[test]
+    fn bad_frames_are_typed_errors() {
+        assert_eq!(decode_envelope("nope").unwrap_err().code(), "bad_frame");
+        let big = format!(
+            "{{\"v\":1,\"id\":\"x\",\"type\":\"heartbeat\",\"payload\":\"{}\"}}",
+            "a".repeat(MAX_FRAME_BYTES)
+        );
+        assert_eq!(decode_envelope(&big).unwrap_err().code(), "frame_too_large");
+        let env = decode_envelope(r#"{"v":1,"id":"x","type":"dance","payload":{}}"#).unwrap();
+        assert_eq!(
+            AgentMessage::from_envelope(&env).unwrap_err().code(),
+            "unknown_type"
+        );
+        let env = decode_envelope(
+            r#"{"v":1,"id":"x","type":"config.applied","payload":{"version":"x"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            AgentMessage::from_envelope(&env).unwrap_err().code(),
+            "bad_payload"
+        );
+        // A future agent's frame still yields its version.
+        let env = decode_envelope(r#"{"v":9,"id":"x","type":"hello","payload":{"new":"shape"}}"#)
+            .unwrap();
+        assert_eq!(check_version(env.v), VersionCheck::TooNew);
+        assert_eq!(check_version(0), VersionCheck::TooOld);
+        assert_eq!(check_version(PROTOCOL_VERSION), VersionCheck::Supported);
+    }
+
+    #[test]
+    fn credentials_never_print_their_password() {
+        let c = RepoCredentials {
+            url: "/srv/r".into(),
+            username: None,
+            password: "hunter2hunter2".into(),
+        };
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+}
