@@ -26,6 +26,12 @@ pub enum DomainError {
     /// No such user.
     #[error("no such user")]
     UnknownUser,
+    /// No such host.
+    #[error("no such host")]
+    UnknownHost,
+    /// The host was deleted.
+    #[error("this host was deleted; enrol it again to use it")]
+    HostDeleted,
     /// An event could not be decoded from its stored form.
     #[error("event {event_type} v{schema_version} could not be decoded: {message}")]
     UndecodableEvent {

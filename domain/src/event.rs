@@ -11,6 +11,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::DomainError;
+pub use crate::hosts::{
+    EnrollmentTokenIssued, HostCameOnline, HostDeleted, HostEnrolled, HostWentOffline,
+    RepoCredentialsApplied, RepoCredentialsChanged,
+};
 use crate::users::{LoginFailure, Role};
 
 macro_rules! events {
@@ -85,6 +89,44 @@ events! {
     UserLoginFailed = 2,
     /// A session was closed by its user.
     UserLoggedOut = 1,
+    /// A one-time enrolment token was minted.
+    EnrollmentTokenIssued = 1,
+    /// An agent enrolled with a token.
+    HostEnrolled = 1,
+    /// A host's agent connected.
+    HostCameOnline = 1,
+    /// A host's agent went away.
+    HostWentOffline = 1,
+    /// A host's repository credentials were set or replaced.
+    RepoCredentialsChanged = 1,
+    /// A host's agent stored a credentials version.
+    RepoCredentialsApplied = 1,
+    /// A host was deleted.
+    HostDeleted = 1,
+}
+
+impl Event {
+    /// The stream an event belongs to. Users' events go to `user-<id>`; failed logins for
+    /// unknown names, which have no user, go to `auth`; setup to `setup`.
+    pub fn stream(&self) -> String {
+        match self {
+            Event::SetupTokenIssued(_) => "setup".to_string(),
+            Event::UserCreated(x) => format!("user-{}", x.user_id),
+            Event::UserLoggedIn(x) => format!("user-{}", x.user_id),
+            Event::UserLoggedOut(x) => format!("user-{}", x.user_id),
+            Event::UserLoginFailed(x) => match &x.user_id {
+                Some(id) => format!("user-{id}"),
+                None => "auth".to_string(),
+            },
+            Event::EnrollmentTokenIssued(x) => format!("enrollment-{}", x.token_id),
+            Event::HostEnrolled(x) => format!("host-{}", x.host_id),
+            Event::HostCameOnline(x) => format!("host-{}", x.host_id),
+            Event::HostWentOffline(x) => format!("host-{}", x.host_id),
+            Event::RepoCredentialsChanged(x) => format!("host-{}", x.host_id),
+            Event::RepoCredentialsApplied(x) => format!("host-{}", x.host_id),
+            Event::HostDeleted(x) => format!("host-{}", x.host_id),
+        }
+    }
 }
 
 /// Payload of [`Event::SetupTokenIssued`].

@@ -14,6 +14,7 @@ pub mod actor;
 pub mod envelope;
 pub mod error;
 pub mod event;
+pub mod hosts;
 pub mod protocol;
 pub mod timestamp;
 pub mod upcast;

@@ -252,18 +252,3 @@ pub fn decide(state: &UsersState, cmd: &UserCommand) -> Result<Vec<Event>, Domai
         }
     }
 }
-
-/// The stream an event belongs to. Users' events go to `user-<id>`; failed logins for
-/// unknown names, which have no user, go to `auth`; setup to `setup`.
-pub fn stream_of(e: &Event) -> String {
-    match e {
-        Event::SetupTokenIssued(_) => "setup".to_string(),
-        Event::UserCreated(x) => format!("user-{}", x.user_id),
-        Event::UserLoggedIn(x) => format!("user-{}", x.user_id),
-        Event::UserLoggedOut(x) => format!("user-{}", x.user_id),
-        Event::UserLoginFailed(x) => match &x.user_id {
-            Some(id) => format!("user-{id}"),
-            None => "auth".to_string(),
-        },
-    }
-}

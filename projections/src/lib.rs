@@ -15,6 +15,7 @@ use domain::{Event, RecordedEvent};
 use rusqlite::Connection;
 
 pub mod dump;
+pub mod hosts;
 pub mod users;
 
 /// Errors of the projections crate.
@@ -47,7 +48,7 @@ pub trait Projection: Send + Sync {
 
 /// Every projection, in apply order.
 pub fn registry() -> &'static [&'static dyn Projection] {
-    &[&users::UsersProjection]
+    &[&users::UsersProjection, &hosts::HostsProjection]
 }
 
 /// Creates every projection's tables where missing.

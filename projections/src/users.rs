@@ -77,7 +77,7 @@ impl Projection for UsersProjection {
                 conn.prepare_cached("UPDATE users SET last_logout_at = ?2 WHERE id = ?1")?
                     .execute(params![e.user_id, at])?;
             }
-            Event::SetupTokenIssued(_) => {}
+            _ => {}
         }
         Ok(())
     }

@@ -62,7 +62,7 @@ pub fn project(history: &[Event]) -> rusqlite::Connection {
         let rec = RecordedEvent {
             seq: i as i64 + 1,
             event_id: format!("e{i}"),
-            stream: users::stream_of(e),
+            stream: e.stream(),
             stream_version: 1,
             event_type: e.event_type().to_string(),
             schema_version: e.schema_version(),

@@ -183,7 +183,7 @@ pub async fn login(
                     opened = Some(li.user_id.clone());
                 }
             }
-            let stream = events.first().map(users::stream_of).unwrap_or_default();
+            let stream = events.first().map(Event::stream).unwrap_or_default();
             let actor = match &opened {
                 Some(id) => Actor::User(id.clone()),
                 None => Actor::System("login".into()),

@@ -94,6 +94,8 @@ impl AppError {
                     (S::CONFLICT, "username_taken", msg, Some("username"))
                 }
                 DomainError::UnknownUser => (S::NOT_FOUND, "not_found", msg, None),
+                DomainError::UnknownHost => (S::NOT_FOUND, "not_found", msg, None),
+                DomainError::HostDeleted => (S::NOT_FOUND, "host_deleted", msg, None),
                 DomainError::UndecodableEvent { .. } => internal(),
             },
             AppError::Store(s) => match s {

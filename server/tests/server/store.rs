@@ -463,7 +463,7 @@ proptest! {
                     o => o.clone(),
                 };
                 let events: Vec<Event> = (0..*batch).map(|k| event_of(&op, n * 10 + k)).take(if matches!(op, Op::Create(_)) { 1 } else { *batch }).collect();
-                let stream = domain::users::stream_of(&events[0]);
+                let stream = events[0].stream();
                 s.append(AppendRequest::new(stream, actor(), events)).await.unwrap();
             }
             let path = s.path().to_path_buf();
