@@ -7,7 +7,8 @@ use serde::Serialize;
 
 use crate::Projection;
 
-/// Folds host events into the `hosts` table.
+/// Folds host events into the `hosts` table. The `hostname` is the one the operator chose
+/// when minting the enrolment token; what the agent reports lives in the events.
 pub struct HostsProjection;
 
 const SCHEMA: &str = "
@@ -62,13 +63,12 @@ impl Projection for HostsProjection {
             Event::HostCameOnline(h) => {
                 let f = &h.facts;
                 conn.prepare_cached(
-                    "UPDATE hosts SET status = 'online', hostname = ?2, os = ?3, arch = ?4,
-                       agent_version = ?5, restic_version = ?6, protocol_version = ?7, last_seen_at = ?8
+                    "UPDATE hosts SET status = 'online', os = ?2, arch = ?3,
+                       agent_version = ?4, restic_version = ?5, protocol_version = ?6, last_seen_at = ?7
                      WHERE id = ?1",
                 )?
                 .execute(params![
                     h.host_id,
-                    f.hostname,
                     f.os,
                     f.arch,
                     f.agent_version,

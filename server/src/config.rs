@@ -33,6 +33,15 @@ pub struct Config {
     pub login_per_user_per_minute: u32,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// TLS certificate chain (PEM) for the built-in TLS listener.
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) for the built-in TLS listener.
+    pub tls_key: Option<PathBuf>,
+    /// Where `/agent/binary/{os}/{arch}` finds agent builds (default: beside the server).
+    pub agent_binaries_dir: PathBuf,
+    /// Fault injection for tests: record durable agent messages but never acknowledge
+    /// them, as if the server died between commit and ack. Never set in production.
+    pub fault_drop_agent_acks: bool,
 }
 
 impl Config {
@@ -48,6 +57,13 @@ impl Config {
             login_per_ip_per_minute: 30,
             login_per_user_per_minute: 10,
             max_body_bytes: 256 * 1024,
+            tls_cert: None,
+            tls_key: None,
+            agent_binaries_dir: std::env::current_exe()
+                .ok()
+                .and_then(|p| p.parent().map(|d| d.to_path_buf()))
+                .unwrap_or_else(|| PathBuf::from(".")),
+            fault_drop_agent_acks: false,
         }
     }
 

@@ -9,11 +9,14 @@
 //! - [`http`]: the router, the JSON API and the HTML pages.
 
 pub mod accounts;
+pub mod agents;
 pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod hosts;
 pub mod http;
+pub mod install;
 pub mod store;
 pub mod vault;
 
@@ -47,6 +50,14 @@ pub enum ServerError {
 /// Opens the data dir and builds the shared state (no listener). Issues the first-run
 /// setup token when there are no users.
 pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, ServerError> {
+    build_state_with_tls(config, clock, None).await
+}
+
+async fn build_state_with_tls(
+    config: Config,
+    clock: Arc<dyn Clock>,
+    tls_pin: Option<String>,
+) -> Result<AppState, ServerError> {
     std::fs::create_dir_all(&config.data_dir)?;
     #[cfg(unix)]
     {
@@ -65,6 +76,9 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppSta
         ),
         config: Arc::new(config),
         clock,
+        agents: Arc::new(agents::Registry::default()),
+        tls_pin,
+        shutdown: http::Shutdown::default(),
     };
     accounts::issue_setup_token_if_needed(&state)
         .await
@@ -72,23 +86,89 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppSta
     Ok(state)
 }
 
+/// Loads the TLS certificate and key; returns the rustls config and the SHA-256 pin of the
+/// leaf certificate (what agents pass as `--cert-pin`).
+fn load_tls(cert: &std::path::Path, key: &std::path::Path) -> Result<(rustls::ServerConfig, String), ServerError> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    use sha2::{Digest, Sha256};
+    let bad = |what: &str, e: &dyn std::fmt::Display| ServerError::Startup(format!("{what}: {e}"));
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| bad(&format!("reading {}", cert.display()), &e))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad(&format!("parsing {}", cert.display()), &e))?;
+    let leaf = certs
+        .first()
+        .ok_or_else(|| ServerError::Startup(format!("{} holds no certificate", cert.display())))?;
+    let pin = hex::encode(Sha256::digest(leaf.as_ref()));
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| bad(&format!("reading {}", key.display()), &e))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad("TLS", &e))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| bad("TLS certificate and key", &e))?;
+    Ok((config, pin))
+}
+
 /// Serves until `shutdown` completes, then stops accepting, finishes in-flight requests,
-/// commits every queued append and returns.
+/// closes agent sockets, commits every queued append and returns.
+///
+/// With `tls_cert` and `tls_key` set, the listener speaks HTTPS (and `wss://`).
 pub async fn run(
-    config: Config,
+    mut config: Config,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let state = build_state(config, Arc::new(SystemClock)).await?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, data_dir = %state.config.data_dir.display(), "restic-manager listening");
-    let app = http::router(state.clone());
-    let served = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await;
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(c), Some(k)) => Some(load_tls(c, k)?),
+        (None, None) => None,
+        _ => {
+            return Err(ServerError::Startup(
+                "RM_TLS_CERT and RM_TLS_KEY go together: set both or neither".into(),
+            ))
+        }
+    };
+    config.listen = addr;
+    if config.base_url.is_none() {
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        config.base_url = Some(format!("{scheme}://{addr}"));
+    }
+    let pin = tls.as_ref().map(|(_, p)| p.clone());
+    let state = build_state_with_tls(config, Arc::new(SystemClock), pin).await?;
+    tracing::info!(%addr, tls = tls.is_some(), data_dir = %state.config.data_dir.display(), "restic-manager listening");
+    let sweeper = tokio::spawn(agents::sweeper::run(state.clone()));
+    let app = http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let stop = state.shutdown.clone();
+    let served = match tls {
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    shutdown.await;
+                    stop.trigger();
+                })
+                .await
+        }
+        Some((tls_config, _)) => {
+            let handle = axum_server::Handle::new();
+            let h = handle.clone();
+            tokio::spawn(async move {
+                shutdown.await;
+                stop.trigger();
+                h.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+            });
+            let rustls = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(tls_config));
+            axum_server::from_tcp_rustls(listener.into_std()?, rustls)
+                .map_err(ServerError::Io)?
+                .handle(handle)
+                .serve(app)
+                .await
+        }
+    };
+    state.shutdown.trigger();
+    let _ = sweeper.await;
     state.store.close().await;
     tracing::info!("stopped; every queued append is committed");
     served.map_err(ServerError::Io)

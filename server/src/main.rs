@@ -55,6 +55,18 @@ struct ServeArgs {
     /// Seconds without a heartbeat before a host counts as offline.
     #[arg(long, env = "RM_OFFLINE_AFTER", default_value_t = 90)]
     offline_after: u64,
+    /// TLS certificate chain (PEM): serve HTTPS and wss:// directly.
+    #[arg(long, env = "RM_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, env = "RM_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Folder of agent builds served at /agent/binary/{os}/{arch} (default: beside this binary).
+    #[arg(long, env = "RM_AGENT_BINARIES_DIR")]
+    agent_binaries_dir: Option<PathBuf>,
+    /// Fault injection for tests only: never acknowledge durable agent messages.
+    #[arg(long, env = "RM_FAULT_DROP_ACKS", hide = true)]
+    fault_drop_acks: bool,
 }
 
 #[derive(Subcommand)]
@@ -152,6 +164,12 @@ fn serve(data_dir: PathBuf, args: ServeArgs) -> ExitCode {
     }
     config.base_url = args.base_url;
     config.offline_after_secs = args.offline_after;
+    config.tls_cert = args.tls_cert;
+    config.tls_key = args.tls_key;
+    if let Some(d) = args.agent_binaries_dir {
+        config.agent_binaries_dir = d;
+    }
+    config.fault_drop_agent_acks = args.fault_drop_acks;
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

@@ -36,6 +36,14 @@ pub enum AppError {
     /// No (valid) credentials.
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// An agent's bearer is refused for a reason it should print.
+    #[error("{message}")]
+    AgentRefused {
+        /// Machine-readable code.
+        code: &'static str,
+        /// Human text.
+        message: String,
+    },
     /// Logged in but not allowed.
     #[error("{0}")]
     Forbidden(&'static str),
@@ -114,6 +122,7 @@ impl AppError {
             },
             AppError::BadRequest { code, message } => (S::BAD_REQUEST, code, message.clone(), None),
             AppError::Unauthorized(_) => (S::UNAUTHORIZED, "unauthorized", msg, None),
+            AppError::AgentRefused { code, .. } => (S::UNAUTHORIZED, code, msg, None),
             AppError::Forbidden(_) => (S::FORBIDDEN, "forbidden", msg, None),
             AppError::Csrf => (S::FORBIDDEN, "csrf", msg, None),
             AppError::NotFound(_) => (S::NOT_FOUND, "not_found", msg, None),

@@ -5,6 +5,7 @@ pub mod csrf;
 pub mod error;
 pub mod events_api;
 pub mod extract;
+pub mod hosts_api;
 pub mod pages;
 
 use std::sync::Arc;
@@ -39,6 +40,45 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// The clock.
     pub clock: Arc<dyn Clock>,
+    /// Connected agents.
+    pub agents: Arc<crate::agents::Registry>,
+    /// SHA-256 of the TLS leaf certificate, hex, when the server terminates TLS.
+    pub tls_pin: Option<String>,
+    /// Tells long-lived tasks (agent sockets, the sweeper) that the server is stopping.
+    pub shutdown: Shutdown,
+}
+
+/// A shutdown signal many tasks can wait on.
+#[derive(Clone)]
+pub struct Shutdown(Arc<tokio::sync::watch::Sender<bool>>);
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Shutdown(Arc::new(tokio::sync::watch::channel(false).0))
+    }
+}
+
+impl Shutdown {
+    /// Starts the shutdown.
+    pub fn trigger(&self) {
+        self.0.send_replace(true);
+    }
+
+    /// Resolves once the shutdown has started.
+    pub async fn wait(&self) {
+        let mut rx = self.0.subscribe();
+        let _ = rx.wait_for(|v| *v).await;
+    }
+}
+
+impl AppState {
+    /// The public URL (configured, or the listening address).
+    pub fn base_url(&self) -> String {
+        self.config
+            .base_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.config.listen))
+    }
 }
 
 /// The whole application.
@@ -52,6 +92,16 @@ pub fn router(state: AppState) -> Router {
         .route("/audit", get(events_api::audit))
         .route("/events", get(events_api::events))
         .route("/events/head", get(events_api::head))
+        .route("/enrollment-tokens", post(hosts_api::mint_token))
+        .route("/agents/enroll", post(hosts_api::enroll))
+        .route("/agents/ws", get(crate::agents::ws::upgrade))
+        .route("/hosts", get(hosts_api::list))
+        .route("/hosts/{id}", get(hosts_api::get).delete(hosts_api::delete))
+        .route(
+            "/hosts/{id}/repo-credentials",
+            get(hosts_api::get_credentials).put(hosts_api::put_credentials),
+        )
+        .route("/fleet/summary", get(hosts_api::summary))
         .fallback(api_not_found);
     Router::new()
         .route("/healthz", get(healthz))
@@ -61,6 +111,8 @@ pub fn router(state: AppState) -> Router {
         .route("/setup", post(pages::setup_form))
         .route("/logout", post(pages::logout_form))
         .route("/static/style.css", get(pages::stylesheet))
+        .route("/install/agent.sh", get(crate::install::script))
+        .route("/agent/binary/{os}/{arch}", get(crate::install::binary))
         .nest("/api", api)
         .fallback(pages::not_found)
         .method_not_allowed_fallback(method_not_allowed)
