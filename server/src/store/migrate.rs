@@ -6,9 +6,10 @@ use rusqlite_migration::{Migrations, M};
 
 use super::StoreError;
 
-const MIGRATIONS: &[M<'static>] = &[M::up(include_str!(
-    "../../../migrations/0001_event_log.sql"
-))];
+const MIGRATIONS: &[M<'static>] = &[
+    M::up(include_str!("../../../migrations/0001_event_log.sql")),
+    M::up(include_str!("../../../migrations/0002_agents.sql")),
+];
 
 /// Brings the schema up to date.
 pub fn run(conn: &mut Connection) -> Result<(), StoreError> {
