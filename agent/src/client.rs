@@ -37,7 +37,10 @@ pub async fn enroll(
 ) -> ExitCode {
     match enroll_inner(&server, &token, &config_path, &state_dir, cert_pin).await {
         Ok(host_id) => {
-            println!("enrolled as host {host_id}; config written to {}", config_path.display());
+            println!(
+                "enrolled as host {host_id}; config written to {}",
+                config_path.display()
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -56,10 +59,14 @@ async fn enroll_inner(
 ) -> Result<String, String> {
     let server = server.trim_end_matches('/').to_string();
     if !(server.starts_with("http://") || server.starts_with("https://")) {
-        return Err(format!("--server must start with http:// or https://, got {server:?}"));
+        return Err(format!(
+            "--server must start with http:// or https://, got {server:?}"
+        ));
     }
     let cert_pin = match cert_pin.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
-        Some(p) => Some(tls::normalise_pin(p).ok_or("--cert-pin must be the 64 hex characters of a SHA-256")?),
+        Some(p) => Some(
+            tls::normalise_pin(p).ok_or("--cert-pin must be the 64 hex characters of a SHA-256")?,
+        ),
         None => None,
     };
     let (tls_config, pin_failure) = tls::client_config(cert_pin.as_deref())?;
@@ -91,12 +98,21 @@ async fn enroll_inner(
         let msg = answer["error"]["message"].as_str().unwrap_or("no details");
         return Err(format!("the server said {status}: {msg}"));
     }
-    let host_id = answer["host_id"].as_str().ok_or("the server's answer has no host_id")?.to_string();
-    let bearer = answer["bearer"].as_str().ok_or("the server's answer has no bearer")?.to_string();
+    let host_id = answer["host_id"]
+        .as_str()
+        .ok_or("the server's answer has no host_id")?
+        .to_string();
+    let bearer = answer["bearer"]
+        .as_str()
+        .ok_or("the server's answer has no bearer")?
+        .to_string();
     // Keep the operator's pin; else adopt the one the server reports for its own certificate
     // when we reached it over https (that connection was verified by the web PKI).
     let pin = cert_pin.or_else(|| {
-        answer["cert_pin"].as_str().filter(|p| !p.is_empty()).and_then(tls::normalise_pin)
+        answer["cert_pin"]
+            .as_str()
+            .filter(|p| !p.is_empty())
+            .and_then(tls::normalise_pin)
     });
     std::fs::create_dir_all(state_dir).map_err(|e| format!("{}: {e}", state_dir.display()))?;
     #[cfg(unix)]
@@ -169,7 +185,10 @@ pub async fn run(config_path: PathBuf, state_dir: PathBuf) -> ExitCode {
     let outbox = match Outbox::open(&state_dir) {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("error: cannot open the outbox in {}: {e}", state_dir.display());
+            eprintln!(
+                "error: cannot open the outbox in {}: {e}",
+                state_dir.display()
+            );
             return ExitCode::FAILURE;
         }
     };
@@ -210,13 +229,14 @@ pub async fn run(config_path: PathBuf, state_dir: PathBuf) -> ExitCode {
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = term.recv() => {}
             _ = tokio::signal::ctrl_c() => {}
@@ -244,7 +264,10 @@ fn refusal(resp: &tungstenite::http::Response<Option<Vec<u8>>>) -> (String, Stri
     let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
     (
         v["error"]["code"].as_str().unwrap_or("").to_string(),
-        v["error"]["message"].as_str().unwrap_or("no details").to_string(),
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or("no details")
+            .to_string(),
     )
 }
 
@@ -284,11 +307,21 @@ async fn session(config: &AgentConfig, secrets_file: &SecretsFile, outbox: &Outb
         Ok(Ok((ws, _))) => ws,
         Ok(Err(tungstenite::Error::Http(resp))) if resp.status() == 401 => {
             let (code, message) = refusal(&resp);
-            let what = if code == "host_deleted" { "this host was deleted" } else { "this agent's bearer is unknown" };
-            return End::Fatal(format!("the server refused this agent ({what}): {message}"), EXIT_REFUSED);
+            let what = if code == "host_deleted" {
+                "this host was deleted"
+            } else {
+                "this agent's bearer is unknown"
+            };
+            return End::Fatal(
+                format!("the server refused this agent ({what}): {message}"),
+                EXIT_REFUSED,
+            );
         }
         Ok(Err(tungstenite::Error::Http(resp))) => {
-            return End::Retry(format!("the server answered HTTP {} to the WebSocket upgrade", resp.status()))
+            return End::Retry(format!(
+                "the server answered HTTP {} to the WebSocket upgrade",
+                resp.status()
+            ))
         }
         Ok(Err(e)) => {
             if let Some(pin) = pin_failure.lock().ok().and_then(|f| f.clone()) {
@@ -307,7 +340,10 @@ async fn session(config: &AgentConfig, secrets_file: &SecretsFile, outbox: &Outb
         config_version: secrets.version,
     });
     let hello_id = new_id();
-    if let Err(e) = ws.send(Message::text(hello.to_frame(hello_id.clone(), None))).await {
+    if let Err(e) = ws
+        .send(Message::text(hello.to_frame(hello_id.clone(), None)))
+        .await
+    {
         return End::Retry(format!("sending hello failed: {e}"));
     }
 
@@ -413,6 +449,9 @@ mod tests {
     #[test]
     fn websocket_urls() {
         assert_eq!(ws_url("https://a.b/"), "wss://a.b/api/agents/ws");
-        assert_eq!(ws_url("http://127.0.0.1:9"), "ws://127.0.0.1:9/api/agents/ws");
+        assert_eq!(
+            ws_url("http://127.0.0.1:9"),
+            "ws://127.0.0.1:9/api/agents/ws"
+        );
     }
 }

@@ -52,7 +52,10 @@ mod tests {
 
     #[test]
     fn parses_text_and_json_versions() {
-        assert_eq!(parse_version("restic 0.14.0 compiled with go1.19.8 on linux/amd64\n"), "0.14.0");
+        assert_eq!(
+            parse_version("restic 0.14.0 compiled with go1.19.8 on linux/amd64\n"),
+            "0.14.0"
+        );
         assert_eq!(
             parse_version(r#"{"message_type":"version","version":"0.17.3","go_version":"go1.23"}"#),
             "0.17.3"

@@ -38,10 +38,18 @@ enum Command {
         #[arg(long, env = "RM_TOKEN")]
         token: String,
         /// Config file to write.
-        #[arg(long, env = "RM_AGENT_CONFIG", default_value = "/etc/restic-manager/agent.toml")]
+        #[arg(
+            long,
+            env = "RM_AGENT_CONFIG",
+            default_value = "/etc/restic-manager/agent.toml"
+        )]
         config: PathBuf,
         /// State directory (secrets, outbox).
-        #[arg(long, env = "RM_AGENT_STATE_DIR", default_value = "/var/lib/restic-manager")]
+        #[arg(
+            long,
+            env = "RM_AGENT_STATE_DIR",
+            default_value = "/var/lib/restic-manager"
+        )]
         state_dir: PathBuf,
         /// SHA-256 (hex) of the server's TLS leaf certificate to pin.
         #[arg(long)]
@@ -50,10 +58,18 @@ enum Command {
     /// Connect to the server and serve it until stopped.
     Run {
         /// Config file.
-        #[arg(long, env = "RM_AGENT_CONFIG", default_value = "/etc/restic-manager/agent.toml")]
+        #[arg(
+            long,
+            env = "RM_AGENT_CONFIG",
+            default_value = "/etc/restic-manager/agent.toml"
+        )]
         config: PathBuf,
         /// State directory (secrets, outbox).
-        #[arg(long, env = "RM_AGENT_STATE_DIR", default_value = "/var/lib/restic-manager")]
+        #[arg(
+            long,
+            env = "RM_AGENT_STATE_DIR",
+            default_value = "/var/lib/restic-manager"
+        )]
         state_dir: PathBuf,
     },
     /// Print the version.
@@ -68,8 +84,12 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");

@@ -76,7 +76,13 @@ impl SecretsFile {
         let (nonce, ct) = bytes.split_at(12);
         let plain = self
             .cipher
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: &self.aad })
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: ct,
+                    aad: &self.aad,
+                },
+            )
             .map_err(|_| SecretsError::Undecryptable(name.clone()))?;
         serde_json::from_slice(&plain).map_err(|_| SecretsError::Undecryptable(name))
     }
@@ -89,7 +95,13 @@ impl SecretsFile {
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let ct = self
             .cipher
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: &plain, aad: &self.aad })
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: &plain,
+                    aad: &self.aad,
+                },
+            )
             .map_err(|_| SecretsError::Undecryptable(name.clone()))?;
         let mut out = nonce.to_vec();
         out.extend_from_slice(&ct);
@@ -120,7 +132,10 @@ mod tests {
         let raw = std::fs::read(dir.path().join("secrets.enc")).unwrap();
         assert!(!raw.windows(9).any(|w| w == b"Plaintext"));
         let other_host = SecretsFile::new(dir.path(), "h2", &key).unwrap();
-        assert!(matches!(other_host.load(), Err(SecretsError::Undecryptable(_))));
+        assert!(matches!(
+            other_host.load(),
+            Err(SecretsError::Undecryptable(_))
+        ));
         assert!(SecretsFile::new(dir.path(), "h1", "abc").is_err());
     }
 }

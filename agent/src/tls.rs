@@ -50,7 +50,12 @@ impl ServerCertVerifier for PinVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -59,17 +64,28 @@ impl ServerCertVerifier for PinVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
 /// Normalises a pin: hex, lower case, colons allowed (`AB:CD:…`). `None` when malformed.
 pub fn normalise_pin(pin: &str) -> Option<String> {
-    let p: String = pin.chars().filter(|c| *c != ':').collect::<String>().to_ascii_lowercase();
+    let p: String = pin
+        .chars()
+        .filter(|c| *c != ':')
+        .collect::<String>()
+        .to_ascii_lowercase();
     (p.len() == 64 && p.bytes().all(|b| b.is_ascii_hexdigit())).then_some(p)
 }
 
@@ -82,7 +98,8 @@ pub fn client_config(pin: Option<&str>) -> Result<(Arc<ClientConfig>, PinFailure
         .map_err(|e| e.to_string())?;
     let config = match pin {
         Some(p) => {
-            let pin = normalise_pin(p).ok_or("the certificate pin must be 64 hex characters (SHA-256)")?;
+            let pin = normalise_pin(p)
+                .ok_or("the certificate pin must be 64 hex characters (SHA-256)")?;
             builder
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(PinVerifier {

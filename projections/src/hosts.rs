@@ -92,8 +92,10 @@ impl Projection for HostsProjection {
                 .execute(params![c.host_id, c.version])?;
             }
             Event::HostDeleted(d) => {
-                conn.prepare_cached("UPDATE hosts SET status = 'offline', deleted_at = ?2 WHERE id = ?1")?
-                    .execute(params![d.host_id, at])?;
+                conn.prepare_cached(
+                    "UPDATE hosts SET status = 'offline', deleted_at = ?2 WHERE id = ?1",
+                )?
+                .execute(params![d.host_id, at])?;
             }
             _ => {}
         }
@@ -147,7 +149,8 @@ pub struct Host {
     pub applied_credentials_version: i64,
 }
 
-const HOST_COLS: &str = "id, hostname, status, os, arch, agent_version, restic_version, last_seen_at, \
+const HOST_COLS: &str =
+    "id, hostname, status, os, arch, agent_version, restic_version, last_seen_at, \
     last_backup_at, last_backup_status, snapshot_count, repo_size_bytes, open_alerts, tags, \
     enrolled_at, credentials_version, applied_credentials_version";
 

@@ -36,21 +36,48 @@ pub struct CredentialsInput {
 
 impl CredentialsInput {
     /// Validates typed values.
-    pub fn parse(url: &str, username: Option<&str>, password: Option<&str>) -> Result<Self, DomainError> {
+    pub fn parse(
+        url: &str,
+        username: Option<&str>,
+        password: Option<&str>,
+    ) -> Result<Self, DomainError> {
         let url = hosts::validate_repo_url(url)?;
-        let username = username.map(str::trim).filter(|u| !u.is_empty()).map(str::to_string);
-        if username.as_ref().is_some_and(|u| u.len() > 256 || u.chars().any(char::is_control)) {
-            return Err(DomainError::invalid("repo_username", "must be one line of at most 256 characters"));
+        let username = username
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(str::to_string);
+        if username
+            .as_ref()
+            .is_some_and(|u| u.len() > 256 || u.chars().any(char::is_control))
+        {
+            return Err(DomainError::invalid(
+                "repo_username",
+                "must be one line of at most 256 characters",
+            ));
         }
         let password = password.filter(|p| !p.is_empty()).map(str::to_string);
         if password.as_ref().is_some_and(|p| p.len() > 4096) {
-            return Err(DomainError::invalid("repo_password", "is too long (4096 characters at most)"));
+            return Err(DomainError::invalid(
+                "repo_password",
+                "is too long (4096 characters at most)",
+            ));
         }
-        Ok(CredentialsInput { url, username, password })
+        Ok(CredentialsInput {
+            url,
+            username,
+            password,
+        })
     }
 }
 
-fn seal(vault: &Vault, conn: &Connection, id: &str, owner: &str, creds: &RepoCredentials, now: &str) -> Result<(), AppError> {
+fn seal(
+    vault: &Vault,
+    conn: &Connection,
+    id: &str,
+    owner: &str,
+    creds: &RepoCredentials,
+    now: &str,
+) -> Result<(), AppError> {
     let json = serde_json::to_vec(creds).map_err(|e| AppError::Internal(e.to_string()))?;
     vault.put(conn, id, owner, "repo_credentials", &json, now)?;
     Ok(())
@@ -158,7 +185,11 @@ pub struct Enrolled {
 
 /// Consumes a token (atomically: a second use fails) and creates the host, its bearer and its
 /// credentials.
-pub async fn enroll(state: &AppState, token: &str, facts: AgentFacts) -> Result<Enrolled, AppError> {
+pub async fn enroll(
+    state: &AppState,
+    token: &str,
+    facts: AgentFacts,
+) -> Result<Enrolled, AppError> {
     let token_hash = hash_token(token.trim());
     let host_id = new_id();
     let bearer = auth::new_token();
@@ -237,7 +268,10 @@ pub enum BearerRefusal {
 }
 
 /// The host of a bearer.
-pub fn host_of_bearer(conn: &Connection, bearer: &str) -> Result<Result<String, BearerRefusal>, AppError> {
+pub fn host_of_bearer(
+    conn: &Connection,
+    bearer: &str,
+) -> Result<Result<String, BearerRefusal>, AppError> {
     let row: Option<(String, Option<String>)> = conn
         .prepare_cached("SELECT host_id, revoked_at FROM agent_bearers WHERE token_hash = ?1")?
         .query_row([hash_token(bearer)], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -261,19 +295,24 @@ pub struct RedactedCredentials {
 }
 
 fn require_host(conn: &Connection, host_id: &str) -> Result<projections::hosts::Host, AppError> {
-    projections::hosts::get(conn, host_id)?.ok_or_else(|| AppError::NotFound(format!("no host {host_id}")))
+    projections::hosts::get(conn, host_id)?
+        .ok_or_else(|| AppError::NotFound(format!("no host {host_id}")))
 }
 
 /// `GET /api/hosts/{id}/repo-credentials`.
-pub async fn redacted_credentials(state: &AppState, host_id: &str) -> Result<RedactedCredentials, AppError> {
+pub async fn redacted_credentials(
+    state: &AppState,
+    host_id: &str,
+) -> Result<RedactedCredentials, AppError> {
     let vault = state.vault.clone();
     let id = host_id.to_string();
     state
         .store
         .read(move |c| -> Result<_, AppError> {
             require_host(c, &id)?;
-            let creds = open(&vault, c, &credentials_ref(&id))?
-                .ok_or_else(|| AppError::NotFound("this host has no repository credentials".into()))?;
+            let creds = open(&vault, c, &credentials_ref(&id))?.ok_or_else(|| {
+                AppError::NotFound("this host has no repository credentials".into())
+            })?;
             Ok(RedactedCredentials {
                 repo_url: creds.url,
                 repo_username: creds.username,
@@ -284,14 +323,20 @@ pub async fn redacted_credentials(state: &AppState, host_id: &str) -> Result<Red
 }
 
 /// The `config.update` for a host, from the vault.
-pub fn config_update(vault: &Vault, conn: &Connection, host_id: &str) -> Result<Option<ConfigUpdate>, AppError> {
+pub fn config_update(
+    vault: &Vault,
+    conn: &Connection,
+    host_id: &str,
+) -> Result<Option<ConfigUpdate>, AppError> {
     let Some(host) = projections::hosts::get(conn, host_id)? else {
         return Ok(None);
     };
-    Ok(open(vault, conn, &credentials_ref(host_id))?.map(|repo| ConfigUpdate {
-        version: host.credentials_version as u64,
-        repo,
-    }))
+    Ok(
+        open(vault, conn, &credentials_ref(host_id))?.map(|repo| ConfigUpdate {
+            version: host.credentials_version as u64,
+            repo,
+        }),
+    )
 }
 
 /// `PUT /api/hosts/{id}/repo-credentials`: replaces the credentials (keeping the password
@@ -313,7 +358,9 @@ pub async fn change_credentials(
             let password = match (input.password, old) {
                 (Some(p), _) => p,
                 (None, Some(old)) => old.password,
-                (None, None) => return Err(DomainError::invalid("repo_password", "is required").into()),
+                (None, None) => {
+                    return Err(DomainError::invalid("repo_password", "is required").into())
+                }
             };
             let repo = RepoCredentials {
                 url: input.url,
@@ -321,7 +368,14 @@ pub async fn change_credentials(
                 password,
             };
             let now = uow.now().to_string();
-            seal(&vault, uow.conn(), &credentials_ref(&id), &format!("host-{id}"), &repo, &now)?;
+            seal(
+                &vault,
+                uow.conn(),
+                &credentials_ref(&id),
+                &format!("host-{id}"),
+                &repo,
+                &now,
+            )?;
             let state = projections::hosts::load_state(uow.conn(), &id)?;
             let events = hosts::decide(
                 &state,
@@ -371,8 +425,10 @@ pub async fn delete_host(state: &AppState, user_id: &str, host_id: &str) -> Resu
             Ok(())
         })
         .await?;
-    state
-        .agents
-        .disconnect(host_id, "host_deleted", "this host was deleted from restic-manager");
+    state.agents.disconnect(
+        host_id,
+        "host_deleted",
+        "this host was deleted from restic-manager",
+    );
     Ok(())
 }

@@ -36,12 +36,26 @@ pub fn render_script(base_url: &str, token: &str, cert_pin: &str) -> String {
 }
 
 /// `GET /install/agent.sh?token=…`.
-pub async fn script(State(state): State<AppState>, AppQuery(q): AppQuery<ScriptQuery>) -> Result<Response, AppError> {
+pub async fn script(
+    State(state): State<AppState>,
+    AppQuery(q): AppQuery<ScriptQuery>,
+) -> Result<Response, AppError> {
     if !is_token(&q.token) {
-        return Err(AppError::bad_request("invalid_token", "token must be the 64 hex characters of an enrolment token"));
+        return Err(AppError::bad_request(
+            "invalid_token",
+            "token must be the 64 hex characters of an enrolment token",
+        ));
     }
-    let body = render_script(&state.base_url(), &q.token, state.tls_pin.as_deref().unwrap_or(""));
-    Ok(([(header::CONTENT_TYPE, "text/x-shellscript; charset=utf-8")], body).into_response())
+    let body = render_script(
+        &state.base_url(),
+        &q.token,
+        state.tls_pin.as_deref().unwrap_or(""),
+    );
+    Ok((
+        [(header::CONTENT_TYPE, "text/x-shellscript; charset=utf-8")],
+        body,
+    )
+        .into_response())
 }
 
 fn is_word(s: &str) -> bool {
@@ -49,12 +63,20 @@ fn is_word(s: &str) -> bool {
 }
 
 /// `GET /agent/binary/{os}/{arch}`.
-pub async fn binary(State(state): State<AppState>, Path((os, arch)): Path<(String, String)>) -> Result<Response, AppError> {
+pub async fn binary(
+    State(state): State<AppState>,
+    Path((os, arch)): Path<(String, String)>,
+) -> Result<Response, AppError> {
     if !is_word(&os) || !is_word(&arch) {
-        return Err(AppError::bad_request("invalid_platform", "os and arch are words like linux and x86_64"));
+        return Err(AppError::bad_request(
+            "invalid_platform",
+            "os and arch are words like linux and x86_64",
+        ));
     }
     let dir = &state.config.agent_binaries_dir;
-    let mut candidates = vec![dir.join(format!("{os}-{arch}")).join("restic-manager-agent")];
+    let mut candidates = vec![dir
+        .join(format!("{os}-{arch}"))
+        .join("restic-manager-agent")];
     if os == std::env::consts::OS && arch == std::env::consts::ARCH {
         candidates.push(dir.join("restic-manager-agent"));
     }
@@ -63,12 +85,17 @@ pub async fn binary(State(state): State<AppState>, Path((os, arch)): Path<(Strin
             return Ok((
                 [
                     (header::CONTENT_TYPE, "application/octet-stream"),
-                    (header::CONTENT_DISPOSITION, "attachment; filename=\"restic-manager-agent\""),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        "attachment; filename=\"restic-manager-agent\"",
+                    ),
                 ],
                 Body::from(bytes),
             )
                 .into_response());
         }
     }
-    Err(AppError::NotFound(format!("this server has no agent binary for {os}/{arch}")))
+    Err(AppError::NotFound(format!(
+        "this server has no agent binary for {os}/{arch}"
+    )))
 }

@@ -88,7 +88,10 @@ async fn build_state_with_tls(
 
 /// Loads the TLS certificate and key; returns the rustls config and the SHA-256 pin of the
 /// leaf certificate (what agents pass as `--cert-pin`).
-fn load_tls(cert: &std::path::Path, key: &std::path::Path) -> Result<(rustls::ServerConfig, String), ServerError> {
+fn load_tls(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<(rustls::ServerConfig, String), ServerError> {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
     use sha2::{Digest, Sha256};
@@ -101,7 +104,8 @@ fn load_tls(cert: &std::path::Path, key: &std::path::Path) -> Result<(rustls::Se
         .first()
         .ok_or_else(|| ServerError::Startup(format!("{} holds no certificate", cert.display())))?;
     let pin = hex::encode(Sha256::digest(leaf.as_ref()));
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| bad(&format!("reading {}", key.display()), &e))?;
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| bad(&format!("reading {}", key.display()), &e))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

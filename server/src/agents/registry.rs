@@ -156,7 +156,10 @@ impl Registry {
             let frame = ServerMessage::ConfigUpdate(update.clone())
                 .to_frame(uuid::Uuid::now_v7().to_string(), None);
             if tx.try_send(Outgoing::Frame(frame)).is_err() {
-                tracing::warn!(host_id, "agent queue full: credentials will be sent on its next hello");
+                tracing::warn!(
+                    host_id,
+                    "agent queue full: credentials will be sent on its next hello"
+                );
             }
         }
     }

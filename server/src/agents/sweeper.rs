@@ -43,7 +43,13 @@ pub async fn mark_offline(state: &AppState, host_id: &str, reason: String) -> Re
         .store
         .write(move |uow| -> Result<(), AppError> {
             let s = projections::hosts::load_state(uow.conn(), &id)?;
-            let events = match hosts::decide(&s, &HostCommand::MarkOffline { host_id: id.clone(), reason }) {
+            let events = match hosts::decide(
+                &s,
+                &HostCommand::MarkOffline {
+                    host_id: id.clone(),
+                    reason,
+                },
+            ) {
                 Ok(e) => e,
                 Err(_) => return Ok(()),
             };

@@ -14,8 +14,8 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use domain::hosts::{self, AgentFacts, HostCommand};
 use domain::protocol::{
-    self, AgentMessage, Envelope, ErrorFrame, FrameError, ServerMessage, VersionCheck, VersionRange,
-    Welcome,
+    self, AgentMessage, Envelope, ErrorFrame, FrameError, ServerMessage, VersionCheck,
+    VersionRange, Welcome,
 };
 use domain::{Actor, DomainError};
 use futures_util::{SinkExt, StreamExt};
@@ -31,8 +31,13 @@ use crate::store::AppendRequest;
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn bearer_of(headers: &HeaderMap) -> Option<String> {
-    let v = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
-    let t = v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer "))?;
+    let v = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let t = v
+        .strip_prefix("Bearer ")
+        .or_else(|| v.strip_prefix("bearer "))?;
     Some(t.trim().to_string())
 }
 
@@ -43,7 +48,8 @@ pub async fn upgrade(
     ws: WebSocketUpgrade,
 ) -> Response {
     let Some(bearer) = bearer_of(&headers) else {
-        return AppError::Unauthorized("agents authenticate with Authorization: Bearer <bearer>").into_response();
+        return AppError::Unauthorized("agents authenticate with Authorization: Bearer <bearer>")
+            .into_response();
     };
     let checked = state
         .store
@@ -52,12 +58,14 @@ pub async fn upgrade(
     let host_id = match checked {
         Ok(Ok(h)) => h,
         Ok(Err(BearerRefusal::Unknown)) => {
-            return AppError::Unauthorized("unknown agent bearer: enrol this agent again").into_response()
+            return AppError::Unauthorized("unknown agent bearer: enrol this agent again")
+                .into_response()
         }
         Ok(Err(BearerRefusal::Revoked)) => {
             return AppError::AgentRefused {
                 code: "host_deleted",
-                message: "this host was deleted from restic-manager; enrol it again to back it up".into(),
+                message: "this host was deleted from restic-manager; enrol it again to back it up"
+                    .into(),
             }
             .into_response()
         }
@@ -67,7 +75,12 @@ pub async fn upgrade(
         .on_upgrade(move |socket| session(state, host_id, socket))
 }
 
-fn error_frame(code: &str, message: impl Into<String>, re: Option<String>, supported: Option<VersionRange>) -> String {
+fn error_frame(
+    code: &str,
+    message: impl Into<String>,
+    re: Option<String>,
+    supported: Option<VersionRange>,
+) -> String {
     ServerMessage::Error(ErrorFrame {
         code: code.to_string(),
         message: message.into(),
@@ -91,12 +104,25 @@ async fn read_hello(socket: &mut WebSocket) -> Option<(Envelope, protocol::Hello
     let first = match tokio::time::timeout(HELLO_TIMEOUT, socket.recv()).await {
         Ok(Some(Ok(Message::Text(t)))) => t,
         Ok(Some(Ok(_))) => {
-            close_with(socket, error_frame("bad_frame", "the first frame must be a text hello", None, None)).await;
+            close_with(
+                socket,
+                error_frame(
+                    "bad_frame",
+                    "the first frame must be a text hello",
+                    None,
+                    None,
+                ),
+            )
+            .await;
             return None;
         }
         Ok(_) => return None,
         Err(_) => {
-            close_with(socket, error_frame("unexpected", "no hello within 10 s", None, None)).await;
+            close_with(
+                socket,
+                error_frame("unexpected", "no hello within 10 s", None, None),
+            )
+            .await;
             return None;
         }
     };
@@ -118,7 +144,11 @@ async fn read_hello(socket: &mut WebSocket) -> Option<(Envelope, protocol::Hello
             "agent protocol v{} is {word} for this server, which speaks v{} to v{}: install a matching agent",
             env.v, r.min, r.max
         );
-        close_with(socket, error_frame(code, msg, Some(env.id.clone()), Some(r))).await;
+        close_with(
+            socket,
+            error_frame(code, msg, Some(env.id.clone()), Some(r)),
+        )
+        .await;
         return None;
     }
     match AgentMessage::from_envelope(&env) {
@@ -129,7 +159,11 @@ async fn read_hello(socket: &mut WebSocket) -> Option<(Envelope, protocol::Hello
             None
         }
         Err(e) => {
-            close_with(socket, error_frame(e.code(), e.to_string(), Some(env.id), None)).await;
+            close_with(
+                socket,
+                error_frame(e.code(), e.to_string(), Some(env.id), None),
+            )
+            .await;
             None
         }
     }
@@ -153,9 +187,19 @@ async fn session(state: AppState, host_id: String, mut socket: WebSocket) {
         .store
         .write(move |uow| -> Result<_, AppError> {
             let s = projections::hosts::load_state(uow.conn(), &id)?;
-            let events = hosts::decide(&s, &HostCommand::Connect { host_id: id.clone(), facts })?;
+            let events = hosts::decide(
+                &s,
+                &HostCommand::Connect {
+                    host_id: id.clone(),
+                    facts,
+                },
+            )?;
             if !events.is_empty() {
-                uow.append(AppendRequest::new(format!("host-{id}"), Actor::Agent(id.clone()), events))?;
+                uow.append(AppendRequest::new(
+                    format!("host-{id}"),
+                    Actor::Agent(id.clone()),
+                    events,
+                ))?;
             }
             crate::hosts::config_update(&vault, uow.conn(), &id)
         })
@@ -163,12 +207,30 @@ async fn session(state: AppState, host_id: String, mut socket: WebSocket) {
     let config = match connected {
         Ok(c) => c,
         Err(AppError::Domain(DomainError::HostDeleted)) => {
-            close_with(&mut socket, error_frame("host_deleted", DomainError::HostDeleted.to_string(), None, None)).await;
+            close_with(
+                &mut socket,
+                error_frame(
+                    "host_deleted",
+                    DomainError::HostDeleted.to_string(),
+                    None,
+                    None,
+                ),
+            )
+            .await;
             return;
         }
         Err(e) => {
             tracing::error!(host_id, error = %e, "agent hello failed");
-            close_with(&mut socket, error_frame("internal", "the server could not record this connection", None, None)).await;
+            close_with(
+                &mut socket,
+                error_frame(
+                    "internal",
+                    "the server could not record this connection",
+                    None,
+                    None,
+                ),
+            )
+            .await;
             return;
         }
     };
@@ -187,7 +249,8 @@ async fn session(state: AppState, host_id: String, mut socket: WebSocket) {
     let (mut sink, mut stream) = socket.split();
     let mut ok = sink.send(Message::Text(welcome.into())).await.is_ok();
     if let (true, Some(update)) = (ok, config) {
-        let frame = ServerMessage::ConfigUpdate(update).to_frame(uuid::Uuid::now_v7().to_string(), None);
+        let frame =
+            ServerMessage::ConfigUpdate(update).to_frame(uuid::Uuid::now_v7().to_string(), None);
         ok = sink.send(Message::Text(frame.into())).await.is_ok();
     }
     let shutdown = state.shutdown.clone();
@@ -245,7 +308,12 @@ async fn handle_frame(state: &AppState, host_id: &str, text: &str) -> Option<Str
     };
     match msg {
         AgentMessage::Heartbeat(_) | AgentMessage::Ack(_) => None,
-        AgentMessage::Hello(_) => Some(error_frame("unexpected", "hello was already received", Some(env.id), None)),
+        AgentMessage::Hello(_) => Some(error_frame(
+            "unexpected",
+            "hello was already received",
+            Some(env.id),
+            None,
+        )),
         AgentMessage::ConfigApplied(c) => {
             let id = host_id.to_string();
             let command_id = format!("agent:{id}:{}", env.id);
@@ -253,10 +321,21 @@ async fn handle_frame(state: &AppState, host_id: &str, text: &str) -> Option<Str
                 .store
                 .write(move |uow| -> Result<(), AppError> {
                     let s = projections::hosts::load_state(uow.conn(), &id)?;
-                    let events = hosts::decide(&s, &HostCommand::RecordApplied { host_id: id.clone(), version: c.version })?;
+                    let events = hosts::decide(
+                        &s,
+                        &HostCommand::RecordApplied {
+                            host_id: id.clone(),
+                            version: c.version,
+                        },
+                    )?;
                     if !events.is_empty() {
                         uow.append(
-                            AppendRequest::new(format!("host-{id}"), Actor::Agent(id.clone()), events).command(command_id),
+                            AppendRequest::new(
+                                format!("host-{id}"),
+                                Actor::Agent(id.clone()),
+                                events,
+                            )
+                            .command(command_id),
                         )?;
                     }
                     Ok(())
@@ -264,10 +343,18 @@ async fn handle_frame(state: &AppState, host_id: &str, text: &str) -> Option<Str
                 .await;
             match recorded {
                 Ok(()) if state.config.fault_drop_agent_acks => None,
-                Ok(()) => Some(ServerMessage::Ack(protocol::Ack {}).to_frame(uuid::Uuid::now_v7().to_string(), Some(env.id))),
+                Ok(()) => Some(
+                    ServerMessage::Ack(protocol::Ack {})
+                        .to_frame(uuid::Uuid::now_v7().to_string(), Some(env.id)),
+                ),
                 Err(e) => {
                     tracing::warn!(host_id, error = %e, "could not record config.applied");
-                    Some(error_frame("internal", "not recorded; send it again", Some(env.id), None))
+                    Some(error_frame(
+                        "internal",
+                        "not recorded; send it again",
+                        Some(env.id),
+                        None,
+                    ))
                 }
             }
         }

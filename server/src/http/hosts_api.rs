@@ -33,7 +33,11 @@ pub async fn mint_token(
     AppJson(b): AppJson<MintBody>,
 ) -> Result<Response, AppError> {
     me.require(MANAGERS)?;
-    let creds = CredentialsInput::parse(&b.repo_url, b.repo_username.as_deref(), Some(&b.repo_password))?;
+    let creds = CredentialsInput::parse(
+        &b.repo_url,
+        b.repo_username.as_deref(),
+        Some(&b.repo_password),
+    )?;
     let minted = flows::mint_token(&state, &me.user.user_id, &b.hostname, creds).await?;
     Ok((StatusCode::CREATED, Json(minted)).into_response())
 }
@@ -54,7 +58,10 @@ pub struct EnrollBody {
 }
 
 /// An agent enrols with a token (no session: the token is the credential).
-pub async fn enroll(State(state): State<AppState>, AppJson(b): AppJson<EnrollBody>) -> Result<Response, AppError> {
+pub async fn enroll(
+    State(state): State<AppState>,
+    AppJson(b): AppJson<EnrollBody>,
+) -> Result<Response, AppError> {
     if b.token.len() != 64 || !b.token.bytes().all(|c| c.is_ascii_hexdigit()) {
         return Err(AppError::Unauthorized("unknown enrolment token"));
     }
@@ -79,7 +86,10 @@ fn live(state: &AppState, mut h: projections::hosts::Host) -> projections::hosts
 }
 
 /// `GET /api/hosts`.
-pub async fn list(State(state): State<AppState>, _me: CurrentUser) -> Result<Json<Value>, AppError> {
+pub async fn list(
+    State(state): State<AppState>,
+    _me: CurrentUser,
+) -> Result<Json<Value>, AppError> {
     let hosts = state
         .store
         .read(|c| -> Result<_, AppError> { Ok(projections::hosts::list(c)?) })
@@ -98,20 +108,33 @@ async fn one(state: &AppState, id: String) -> Result<projections::hosts::Host, A
 }
 
 /// `GET /api/hosts/{id}`.
-pub async fn get(State(state): State<AppState>, _me: CurrentUser, Path(id): Path<String>) -> Result<Json<Value>, AppError> {
+pub async fn get(
+    State(state): State<AppState>,
+    _me: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, AppError> {
     let h = one(&state, id).await?;
-    Ok(Json(serde_json::to_value(live(&state, h)).unwrap_or(Value::Null)))
+    Ok(Json(
+        serde_json::to_value(live(&state, h)).unwrap_or(Value::Null),
+    ))
 }
 
 /// `DELETE /api/hosts/{id}` (admin, operator).
-pub async fn delete(State(state): State<AppState>, me: CurrentUser, Path(id): Path<String>) -> Result<StatusCode, AppError> {
+pub async fn delete(
+    State(state): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<StatusCode, AppError> {
     me.require(MANAGERS)?;
     flows::delete_host(&state, &me.user.user_id, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `GET /api/fleet/summary`.
-pub async fn summary(State(state): State<AppState>, _me: CurrentUser) -> Result<Json<Value>, AppError> {
+pub async fn summary(
+    State(state): State<AppState>,
+    _me: CurrentUser,
+) -> Result<Json<Value>, AppError> {
     let s = state
         .store
         .read(|c| -> Result<_, AppError> { Ok(projections::hosts::summary(c)?) })
@@ -120,7 +143,11 @@ pub async fn summary(State(state): State<AppState>, _me: CurrentUser) -> Result<
 }
 
 /// `GET /api/hosts/{id}/repo-credentials` (admin, operator): the redacted view.
-pub async fn get_credentials(State(state): State<AppState>, me: CurrentUser, Path(id): Path<String>) -> Result<Json<Value>, AppError> {
+pub async fn get_credentials(
+    State(state): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, AppError> {
     me.require(MANAGERS)?;
     let v = flows::redacted_credentials(&state, &id).await?;
     Ok(Json(serde_json::to_value(v).unwrap_or(Value::Null)))
@@ -145,7 +172,11 @@ pub async fn put_credentials(
     AppJson(b): AppJson<CredentialsBody>,
 ) -> Result<Json<Value>, AppError> {
     me.require(MANAGERS)?;
-    let input = CredentialsInput::parse(&b.repo_url, b.repo_username.as_deref(), b.repo_password.as_deref())?;
+    let input = CredentialsInput::parse(
+        &b.repo_url,
+        b.repo_username.as_deref(),
+        b.repo_password.as_deref(),
+    )?;
     let v = flows::change_credentials(&state, &me.user.user_id, &id, input).await?;
     Ok(Json(serde_json::to_value(v).unwrap_or(Value::Null)))
 }
