@@ -7,6 +7,7 @@ mod audit;
 mod auth;
 mod bad_input;
 mod cli;
+mod install;
 mod pages;
 mod secrets;
 mod store;
