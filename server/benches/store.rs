@@ -12,7 +12,7 @@
 //! 3. `store::rebuild` over a generated, hash-chained history of 1,000,000 events
 //!    (override with `RM_BENCH_REBUILD_EVENTS`).
 //!
-//! `RM_BENCH_SECONDS` (default 2) sets how long each timed append run lasts;
+//! `RM_BENCH_SECONDS` (default 3) sets how long each timed append run lasts;
 //! `RM_BENCH_ONLY` (e.g. `2` or `1,3`) runs only some of the items, for profiling.
 
 use std::path::Path;
@@ -145,16 +145,19 @@ fn read_rows(path: &Path, after: i64) -> Vec<RecordedEvent> {
     rows.collect::<Result<_, _>>().expect("rows")
 }
 
-/// Distinct commit groups among rows after `after` (every event of one group commit shares
-/// the writer's `occurred_at`).
-fn commit_groups(path: &Path, after: i64) -> i64 {
-    let conn = Connection::open(path).expect("open db");
-    conn.query_row(
-        "SELECT count(DISTINCT occurred_at) FROM events WHERE seq > ?1",
-        [after],
-        |r| r.get(0),
-    )
-    .expect("count groups")
+/// Lengths of the runs of consecutive rows sharing `occurred_at`: every event of one group
+/// commit carries the writer's one timestamp, so these are the store's commit groups.
+fn commit_groups(rows: &[RecordedEvent]) -> Vec<usize> {
+    let mut groups: Vec<usize> = Vec::new();
+    let mut last: Option<&str> = None;
+    for e in rows {
+        match (last, groups.last_mut()) {
+            (Some(at), Some(n)) if at == e.occurred_at => *n += 1,
+            _ => groups.push(1),
+        }
+        last = Some(&e.occurred_at);
+    }
+    groups
 }
 
 fn insert_raw(conn: &Connection, e: &RecordedEvent) {
@@ -181,14 +184,9 @@ fn insert_raw(conn: &Connection, e: &RecordedEvent) {
     .expect("insert");
 }
 
-/// Raw SQLite: the same rows, one `BEGIN IMMEDIATE` transaction per command of `size` rows,
-/// on a fresh WAL file with `synchronous=FULL`. Returns (events, seconds) of the timed part.
-fn raw_inserts(
-    path: &Path,
-    setup: &[RecordedEvent],
-    rows: &[RecordedEvent],
-    size: usize,
-) -> (usize, f64) {
+/// A fresh raw SQLite database: WAL, `synchronous=FULL`, the `events` DDL of the store, and
+/// the `setup` rows (not timed).
+fn raw_open(path: &Path, setup: &[RecordedEvent]) -> Connection {
     let mut conn = Connection::open(path).expect("open raw db");
     conn.pragma_update(None, "journal_mode", "WAL")
         .expect("wal");
@@ -201,8 +199,19 @@ fn raw_inserts(
         insert_raw(&tx, e);
         tx.commit().expect("commit");
     }
+    conn
+}
+
+/// Raw SQLite: inserts `rows`, one `BEGIN IMMEDIATE` transaction per group (`groups` holds the
+/// number of rows of each transaction, in order). No hashing, no projections. Returns the
+/// seconds taken.
+fn raw_insert_groups(conn: &mut Connection, rows: &[RecordedEvent], groups: &[usize]) -> f64 {
+    assert_eq!(groups.iter().sum::<usize>(), rows.len());
     let started = Instant::now();
-    for chunk in rows.chunks(size) {
+    let mut rest = rows;
+    for &n in groups {
+        let (chunk, tail) = rest.split_at(n);
+        rest = tail;
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .expect("tx");
@@ -211,7 +220,7 @@ fn raw_inserts(
         }
         tx.commit().expect("commit");
     }
-    (rows.len(), started.elapsed().as_secs_f64())
+    started.elapsed().as_secs_f64()
 }
 
 struct Sequential {
@@ -231,52 +240,62 @@ impl Sequential {
     }
 }
 
-/// Item 1 at one command size.
+/// Item 1 at one command size. The run is split into `ROUNDS` rounds; each round appends
+/// through the store for its share of `run`, then inserts the rows it stored into the raw
+/// database, so slow drifts of the disk hit both sides alike.
 async fn sequential(size: usize, run: Duration) -> Sequential {
+    const ROUNDS: u32 = 4;
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("store.db");
     let s = open_store(&path, StoreOptions::default());
     create_users(&s, SETUP_USERS).await;
-    let setup_seq = s.head().seq;
+    let mut last_seq = s.head().seq;
+    let mut raw = raw_open(&dir.path().join("raw.db"), &read_rows(&path, 0));
 
-    let max_cmds = (MAX_EVENTS_PER_RUN / size).max(1);
+    let max_cmds = (MAX_EVENTS_PER_RUN / size / ROUNDS as usize).max(1);
     let mut counters = vec![0usize; SETUP_USERS];
     let mut cmds = 0usize;
-    let started = Instant::now();
-    while cmds < max_cmds && started.elapsed() < run {
-        let u = cmds % SETUP_USERS;
-        let req = command(u, counters[u], size);
-        counters[u] += size;
-        s.append(req).await.expect("append");
-        cmds += 1;
-    }
-    let store_secs = started.elapsed().as_secs_f64();
-    let store_events = cmds * size;
-    s.close().await;
-    drop(s);
-
-    let setup = read_rows(&path, 0);
-    let (setup, rows) = setup.split_at(setup_seq as usize);
-    assert_eq!(
-        rows.len(),
-        store_events,
-        "stored rows match appended events"
-    );
-    let raw_path = dir.path().join("raw.db");
-    let (raw_events, raw_secs) = raw_inserts(&raw_path, setup, rows, size);
-    Sequential {
+    let mut r = Sequential {
         size,
-        store_events,
-        store_secs,
-        raw_events,
-        raw_secs,
+        store_events: 0,
+        store_secs: 0.0,
+        raw_events: 0,
+        raw_secs: 0.0,
+    };
+    for _ in 0..ROUNDS {
+        let mut round_cmds = 0usize;
+        let started = Instant::now();
+        while round_cmds < max_cmds && started.elapsed() < run / ROUNDS {
+            let u = cmds % SETUP_USERS;
+            let req = command(u, counters[u], size);
+            counters[u] += size;
+            s.append(req).await.expect("append");
+            cmds += 1;
+            round_cmds += 1;
+        }
+        r.store_secs += started.elapsed().as_secs_f64();
+        r.store_events += round_cmds * size;
+
+        let rows = read_rows(&path, last_seq);
+        assert_eq!(
+            rows.len(),
+            round_cmds * size,
+            "stored rows match appended events"
+        );
+        last_seq += rows.len() as i64;
+        r.raw_secs += raw_insert_groups(&mut raw, &rows, &vec![size; round_cmds]);
+        r.raw_events += rows.len();
     }
+    s.close().await;
+    r
 }
 
 struct Concurrent {
     events: usize,
     secs: f64,
-    groups: i64,
+    groups: usize,
+    /// Raw SQLite inserting the same rows in the same commit groups, one after another.
+    raw_secs: f64,
 }
 
 /// Item 2: `WRITERS` tasks, each appending one event per command to its own stream.
@@ -310,11 +329,17 @@ async fn concurrent(run: Duration) -> Concurrent {
     let secs = started.elapsed().as_secs_f64();
     s.close().await;
     drop(s);
-    let groups = commit_groups(&path, setup_seq);
+    let all = read_rows(&path, 0);
+    let (setup, rows) = all.split_at(setup_seq as usize);
+    assert_eq!(rows.len(), events, "stored rows match appended events");
+    let groups = commit_groups(rows);
+    let mut raw = raw_open(&dir.path().join("raw.db"), setup);
+    let raw_secs = raw_insert_groups(&mut raw, rows, &groups);
     Concurrent {
         events,
         secs,
-        groups,
+        groups: groups.len(),
+        raw_secs,
     }
 }
 
@@ -416,7 +441,7 @@ fn row(figure: String, rate: f64, reference: String, ratio: String, target: &str
 }
 
 fn main() {
-    let run = Duration::from_secs(env_num("RM_BENCH_SECONDS", 2).max(1));
+    let run = Duration::from_secs(env_num("RM_BENCH_SECONDS", 3).max(1));
     let rebuild_events = env_num("RM_BENCH_REBUILD_EVENTS", 1_000_000).max(1) as usize;
     let only = std::env::var("RM_BENCH_ONLY").unwrap_or_default();
     let wants = |item: &str| only.trim().is_empty() || only.split(',').any(|p| p.trim() == item);
@@ -465,6 +490,14 @@ fn main() {
             c.events as f64 / c.groups.max(1) as f64,
             seq1,
             c_rate / seq1,
+        );
+        let raw_rate = c.events as f64 / c.raw_secs;
+        println!(
+            "  (diagnostic) raw SQLite, same rows in the same {} commit groups: {:.0} ev/s ({:.2} ms/commit); store/raw {:.2}",
+            c.groups,
+            raw_rate,
+            c.raw_secs * 1000.0 / c.groups.max(1) as f64,
+            c_rate / raw_rate,
         );
         conc = Some((c_rate, seq1));
     }

@@ -71,7 +71,10 @@ pub async fn upgrade(
         }
         Err(e) => return e.into_response(),
     };
+    // Small buffers: thousands of idle agents each hold one socket, and frames are small.
     ws.max_message_size(protocol::MAX_FRAME_BYTES * 4)
+        .read_buffer_size(8 * 1024)
+        .write_buffer_size(8 * 1024)
         .on_upgrade(move |socket| session(state, host_id, socket))
 }
 

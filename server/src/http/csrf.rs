@@ -20,8 +20,9 @@ use crate::auth::SESSION_COOKIE;
 /// Header carrying the token.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
-/// Paths that open a session and so cannot have a session's token yet.
-const PRE_SESSION: &[&str] = &["/api/login", "/api/bootstrap", "/login", "/setup"];
+/// Paths that do not act with the session: those that open one (and so cannot have its
+/// token yet), and agent enrolment, whose credential is the enrolment token in the body.
+const PRE_SESSION: &[&str] = &["/api/login", "/api/bootstrap", "/login", "/setup", "/api/agents/enroll"];
 
 /// The middleware.
 pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
