@@ -18,6 +18,7 @@
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 
+use domain::hosts::{self, HostCommand, HostsState};
 use domain::users::{self, UserCommand, UsersState};
 use domain::{DomainError, Event, RecordedEvent};
 
@@ -51,6 +52,31 @@ impl Aggregate for Users {
     fn load_projected(history: &[Event]) -> Option<UsersState> {
         let conn = project(history);
         Some(projections::users::load_state(&conn).expect("load users state"))
+    }
+}
+
+/// The hosts aggregate.
+pub struct Hosts;
+
+impl Aggregate for Hosts {
+    type State = HostsState;
+    type Command = HostCommand;
+    fn evolve(state: &mut HostsState, event: &Event) {
+        state.evolve(event);
+    }
+    fn decide(state: &HostsState, cmd: &HostCommand) -> Result<Vec<Event>, DomainError> {
+        hosts::decide(state, cmd)
+    }
+    fn load_projected(history: &[Event]) -> Option<HostsState> {
+        let conn = project(history);
+        let mut state = HostsState::default();
+        for e in history {
+            if let Event::HostEnrolled(h) = e {
+                let one = projections::hosts::load_state(&conn, &h.host_id).expect("load host");
+                state.hosts.extend(one.hosts);
+            }
+        }
+        Some(state)
     }
 }
 

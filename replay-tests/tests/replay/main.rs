@@ -1,4 +1,5 @@
 //! Replay tests: decisions (given/when/then) and recorded histories (fixtures).
 
 mod fixtures;
+mod hosts;
 mod users;
