@@ -30,11 +30,18 @@ fn rss_kib(pid: u32) -> u64 {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 struct Killed(Child);
@@ -76,8 +83,14 @@ async fn start_server(data: &Path, offline_after: u64) -> Server {
         .expect("server binary");
     let proc = Killed(child);
     let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::builder().cookie_store(true).build().unwrap();
-    wait_for("the server", 30, async || http.get(format!("{base}/readyz")).send().await.is_ok()).await;
+    let http = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    wait_for("the server", 30, async || {
+        http.get(format!("{base}/readyz")).send().await.is_ok()
+    })
+    .await;
     let token = std::fs::read_to_string(data.join("setup-token")).unwrap();
     let r = http
         .post(format!("{base}/api/bootstrap"))
@@ -86,9 +99,21 @@ async fn start_server(data: &Path, offline_after: u64) -> Server {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    let s: Value = http.get(format!("{base}/api/session")).send().await.unwrap().json().await.unwrap();
+    let s: Value = http
+        .get(format!("{base}/api/session"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let csrf = s["csrf_token"].as_str().unwrap().to_string();
-    Server { base, http, csrf, proc }
+    Server {
+        base,
+        http,
+        csrf,
+        proc,
+    }
 }
 
 impl Server {
@@ -121,13 +146,23 @@ impl Server {
     }
 
     async fn summary(&self) -> Value {
-        self.http.get(format!("{}/api/fleet/summary", self.base)).send().await.unwrap().json().await.unwrap()
+        self.http
+            .get(format!("{}/api/fleet/summary", self.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     async fn offline_events(&self) -> usize {
         let v: Value = self
             .http
-            .get(format!("{}/api/audit?type=HostWentOffline&limit=1000", self.base))
+            .get(format!(
+                "{}/api/audit?type=HostWentOffline&limit=1000",
+                self.base
+            ))
             .send()
             .await
             .unwrap()
@@ -139,13 +174,19 @@ impl Server {
 }
 
 fn release_agent() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_restic-manager")).parent().unwrap().join("restic-manager-agent")
+    Path::new(env!("CARGO_BIN_EXE_restic-manager"))
+        .parent()
+        .unwrap()
+        .join("restic-manager-agent")
 }
 
 async fn idle_agent_rss() {
     let agent = release_agent();
     if !agent.exists() {
-        println!("idle agent RSS: skipped ({} missing: cargo build --release --bins)", agent.display());
+        println!(
+            "idle agent RSS: skipped ({} missing: cargo build --release --bins)",
+            agent.display()
+        );
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -164,7 +205,13 @@ async fn idle_agent_rss() {
     let cfg = dir.path().join("agent.toml");
     let state = dir.path().join("state");
     let st = Command::new(&agent)
-        .args(["enroll", "--server", &server.base, "--token", minted["token"].as_str().unwrap()])
+        .args([
+            "enroll",
+            "--server",
+            &server.base,
+            "--token",
+            minted["token"].as_str().unwrap(),
+        ])
         .arg("--config")
         .arg(&cfg)
         .arg("--state-dir")
@@ -183,7 +230,10 @@ async fn idle_agent_rss() {
         .spawn()
         .unwrap();
     let agent_proc = Killed(child);
-    wait_for("the agent to connect", 30, async || server.summary().await["online"] == 1).await;
+    wait_for("the agent to connect", 30, async || {
+        server.summary().await["online"] == 1
+    })
+    .await;
     let mut samples = Vec::new();
     for _ in 0..10 {
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -200,7 +250,11 @@ async fn idle_agent_rss() {
 }
 
 fn which_restic() -> bool {
-    Command::new("restic").arg("version").stdout(Stdio::null()).status().is_ok_and(|s| s.success())
+    Command::new("restic")
+        .arg("version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 async fn load(n: usize, seconds: u64) {
@@ -279,8 +333,14 @@ async fn load(n: usize, seconds: u64) {
             tokio::task::yield_now().await;
         }
     }
-    wait_for("every agent to connect", 120, async || connected.load(Ordering::Relaxed) as usize >= n).await;
-    println!("{n} agents connected in {:.1} s", t1.elapsed().as_secs_f64());
+    wait_for("every agent to connect", 120, async || {
+        connected.load(Ordering::Relaxed) as usize >= n
+    })
+    .await;
+    println!(
+        "{n} agents connected in {:.1} s",
+        t1.elapsed().as_secs_f64()
+    );
     let mut peak = 0;
     let mut online_min = usize::MAX;
     while Instant::now() + Duration::from_secs(2) < deadline {
@@ -299,11 +359,20 @@ async fn load(n: usize, seconds: u64) {
     println!("| figure | value | target |");
     println!("|---|---|---|");
     println!("| simulated agents | {n} over {seconds} s, heartbeat every {} s, offline after {offline_after} s | |", (offline_after / 3).clamp(1, 15));
-    println!("| server RSS before connecting | {:.1} MiB | |", before as f64 / 1024.0);
-    println!("| server RSS with all connected (peak) | {:.1} MiB | |", peak.max(after) as f64 / 1024.0);
+    println!(
+        "| server RSS before connecting | {:.1} MiB | |",
+        before as f64 / 1024.0
+    );
+    println!(
+        "| server RSS with all connected (peak) | {:.1} MiB | |",
+        peak.max(after) as f64 / 1024.0
+    );
     println!("| server memory per connected agent | {per_agent:.1} KiB | <= 100 KiB |");
     println!("| heartbeats sent | {} | |", sent.load(Ordering::Relaxed));
-    println!("| failed sends / connections | {} | 0 |", failed.load(Ordering::Relaxed));
+    println!(
+        "| failed sends / connections | {} | 0 |",
+        failed.load(Ordering::Relaxed)
+    );
     println!("| hosts marked offline while heartbeating (missed heartbeats) | {offline} | 0 |");
     println!("| lowest online count seen during the run | {online_min} of {n} | {n} |");
 }
@@ -316,7 +385,10 @@ impl Server {
 
 fn main() {
     // `cargo bench` passes `--bench`; nothing else to parse.
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let n = env_num("RM_BENCH_AGENTS", 2000) as usize;
     let seconds = env_num("RM_BENCH_SECONDS", 60);
     rt.block_on(async {

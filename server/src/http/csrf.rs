@@ -22,7 +22,13 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 
 /// Paths that do not act with the session: those that open one (and so cannot have its
 /// token yet), and agent enrolment, whose credential is the enrolment token in the body.
-const PRE_SESSION: &[&str] = &["/api/login", "/api/bootstrap", "/login", "/setup", "/api/agents/enroll"];
+const PRE_SESSION: &[&str] = &[
+    "/api/login",
+    "/api/bootstrap",
+    "/login",
+    "/setup",
+    "/api/agents/enroll",
+];
 
 /// The middleware.
 pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
