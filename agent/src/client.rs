@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use domain::protocol::{
@@ -9,6 +10,7 @@ use domain::protocol::{
 };
 use futures_util::{SinkExt, StreamExt};
 use rand::Rng;
+use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
@@ -16,6 +18,7 @@ use tokio_tungstenite::Connector;
 
 use crate::config::AgentConfig;
 use crate::facts;
+use crate::jobs;
 use crate::outbox::Outbox;
 use crate::secrets::{Secrets, SecretsFile};
 use crate::tls;
@@ -183,7 +186,7 @@ pub async fn run(config_path: PathBuf, state_dir: PathBuf) -> ExitCode {
         }
     };
     let outbox = match Outbox::open(&state_dir) {
-        Ok(o) => o,
+        Ok(o) => Arc::new(o),
         Err(e) => {
             eprintln!(
                 "error: cannot open the outbox in {}: {e}",
@@ -192,13 +195,26 @@ pub async fn run(config_path: PathBuf, state_dir: PathBuf) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let runner_secrets = match SecretsFile::new(&state_dir, &config.host_id, &config.secrets_key) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (out_tx, mut out_rx) = mpsc::channel::<String>(1024);
+    let jobs = jobs::spawn(
+        state_dir.clone(),
+        runner_secrets,
+        jobs::Sender::new(outbox.clone(), out_tx),
+    );
     let mut backoff = Backoff::new();
     let stop = shutdown_signal();
     tokio::pin!(stop);
     loop {
         let started = Instant::now();
         let end = tokio::select! {
-            end = session(&config, &secrets, &outbox) => end,
+            end = session(&config, &secrets, &outbox, &jobs, &mut out_rx) => end,
             _ = &mut stop => End::Stopped,
         };
         match end {
@@ -271,7 +287,13 @@ fn refusal(resp: &tungstenite::http::Response<Option<Vec<u8>>>) -> (String, Stri
     )
 }
 
-async fn session(config: &AgentConfig, secrets_file: &SecretsFile, outbox: &Outbox) -> End {
+async fn session(
+    config: &AgentConfig,
+    secrets_file: &SecretsFile,
+    outbox: &Outbox,
+    jobs: &mpsc::UnboundedSender<jobs::Command>,
+    out_rx: &mut mpsc::Receiver<String>,
+) -> End {
     let mut secrets = match secrets_file.load() {
         Ok(s) => s,
         Err(e) => return End::Fatal(e.to_string(), 1),
@@ -411,6 +433,9 @@ async fn session(config: &AgentConfig, secrets_file: &SecretsFile, outbox: &Outb
                             }
                         }
                     }
+                    ServerMessage::JobRun(j) => { let _ = jobs.send(jobs::Command::Run(j)); }
+                    ServerMessage::JobCancel(c) => { let _ = jobs.send(jobs::Command::Cancel(c.job_id)); }
+                    ServerMessage::SnapshotsRequest(_) => { let _ = jobs.send(jobs::Command::Snapshots); }
                     ServerMessage::Error(err) => match err.code.as_str() {
                         "protocol_too_old" | "protocol_too_new" => {
                             return End::Fatal(format!("{} ({})", err.message, err.code), EXIT_PROTOCOL)
@@ -419,6 +444,13 @@ async fn session(config: &AgentConfig, secrets_file: &SecretsFile, outbox: &Outb
                         _ if !welcomed => return End::Retry(format!("the server refused the connection: {}", err.message)),
                         code => tracing::warn!(code, "the server reported: {}", err.message),
                     },
+                }
+            }
+            frame = out_rx.recv(), if welcomed => {
+                if let Some(frame) = frame {
+                    if let Err(e) = ws.send(Message::text(frame)).await {
+                        return End::Retry(format!("connection lost: {e}"));
+                    }
                 }
             }
             _ = heartbeat.tick(), if welcomed => {

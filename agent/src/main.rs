@@ -11,7 +11,9 @@
 mod client;
 mod config;
 mod facts;
+mod jobs;
 mod outbox;
+mod restic;
 mod secrets;
 mod tls;
 

@@ -29,6 +29,15 @@ pub enum DomainError {
     /// No such host.
     #[error("no such host")]
     UnknownHost,
+    /// The host is not connected.
+    #[error("the host is offline: its agent is not connected, so the job cannot start now")]
+    HostOffline,
+    /// No such job.
+    #[error("no such job")]
+    UnknownJob,
+    /// The job is over.
+    #[error("the job has already finished")]
+    JobAlreadyFinished,
     /// The host was deleted.
     #[error("this host was deleted; enrol it again to use it")]
     HostDeleted,

@@ -15,6 +15,10 @@ pub use crate::hosts::{
     EnrollmentTokenIssued, HostCameOnline, HostDeleted, HostEnrolled, HostWentOffline,
     RepoCredentialsApplied, RepoCredentialsChanged,
 };
+pub use crate::jobs::{
+    JobCancelRequested, JobDispatched, JobFinished, JobLogged, JobLost, JobProgressed, JobQueued,
+    JobStarted, SnapshotsReported,
+};
 use crate::users::{LoginFailure, Role};
 
 macro_rules! events {
@@ -103,6 +107,24 @@ events! {
     RepoCredentialsApplied = 1,
     /// A host was deleted.
     HostDeleted = 1,
+    /// A job was created.
+    JobQueued = 1,
+    /// A job was sent to its agent.
+    JobDispatched = 1,
+    /// restic started.
+    JobStarted = 1,
+    /// Progress (at a bounded rate).
+    JobProgressed = 1,
+    /// Log lines (in batches).
+    JobLogged = 1,
+    /// Someone asked to stop the job.
+    JobCancelRequested = 1,
+    /// A job ended.
+    JobFinished = 1,
+    /// A job's agent stayed away too long.
+    JobLost = 1,
+    /// A host's snapshot list and repository size.
+    SnapshotsReported = 1,
 }
 
 impl Event {
@@ -125,6 +147,15 @@ impl Event {
             Event::RepoCredentialsChanged(x) => format!("host-{}", x.host_id),
             Event::RepoCredentialsApplied(x) => format!("host-{}", x.host_id),
             Event::HostDeleted(x) => format!("host-{}", x.host_id),
+            Event::JobQueued(x) => format!("job-{}", x.job_id),
+            Event::JobDispatched(x) => format!("job-{}", x.job_id),
+            Event::JobStarted(x) => format!("job-{}", x.job_id),
+            Event::JobCancelRequested(x) => format!("job-{}", x.job_id),
+            Event::JobProgressed(x) => format!("job-{}", x.job_id),
+            Event::JobLogged(x) => format!("job-{}", x.job_id),
+            Event::JobFinished(x) => format!("job-{}", x.job_id),
+            Event::JobLost(x) => format!("job-{}", x.job_id),
+            Event::SnapshotsReported(x) => format!("host-{}", x.host_id),
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod envelope;
 pub mod error;
 pub mod event;
 pub mod hosts;
+pub mod jobs;
 pub mod protocol;
 pub mod timestamp;
 pub mod upcast;

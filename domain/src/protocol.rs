@@ -194,6 +194,16 @@ messages! {
         Ack(Ack) = "ack",
         /// The agent stored the credentials of `config.update` version N. Durable.
         ConfigApplied(ConfigApplied) = "config.applied",
+        /// restic started for a job. Durable.
+        JobStarted(JobStartedMsg) = "job.started",
+        /// restic's progress, at most once a second.
+        JobProgress(JobProgressMsg) = "job.progress",
+        /// A batch of log lines.
+        JobLog(JobLogMsg) = "job.log",
+        /// A job ended. Durable.
+        JobFinished(JobFinishedMsg) = "job.finished",
+        /// The repository's snapshot list and size. Durable.
+        SnapshotsReport(SnapshotsReportMsg) = "snapshots.report",
     }
 }
 
@@ -208,6 +218,12 @@ messages! {
         Ack(Ack) = "ack",
         /// Something was wrong with a frame, or the connection is refused.
         Error(ErrorFrame) = "error",
+        /// Run a job.
+        JobRun(JobRunMsg) = "job.run",
+        /// Stop a running job (restic is interrupted cleanly).
+        JobCancel(JobCancelMsg) = "job.cancel",
+        /// Report the snapshot list now.
+        SnapshotsRequest(SnapshotsRequestMsg) = "snapshots.request",
     }
 }
 
@@ -215,7 +231,13 @@ impl AgentMessage {
     /// Whether this message must survive disconnects and crashes (it goes through the
     /// outbox and waits for an `ack`).
     pub fn is_durable(&self) -> bool {
-        matches!(self, AgentMessage::ConfigApplied(_))
+        matches!(
+            self,
+            AgentMessage::ConfigApplied(_)
+                | AgentMessage::JobStarted(_)
+                | AgentMessage::JobFinished(_)
+                | AgentMessage::SnapshotsReport(_)
+        )
     }
 }
 
@@ -252,6 +274,85 @@ pub struct ConfigApplied {
     /// The credentials version stored.
     pub version: u64,
 }
+
+/// `job.started`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobStartedMsg {
+    /// Job.
+    pub job_id: String,
+}
+
+/// `job.progress`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobProgressMsg {
+    /// Job.
+    pub job_id: String,
+    /// Where restic is.
+    pub progress: crate::jobs::Progress,
+}
+
+/// `job.log`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobLogMsg {
+    /// Job.
+    pub job_id: String,
+    /// Lines, in order.
+    pub lines: Vec<crate::jobs::LogLine>,
+}
+
+/// `job.finished`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobFinishedMsg {
+    /// Job.
+    pub job_id: String,
+    /// succeeded, succeeded_with_warnings, failed or cancelled.
+    pub status: crate::jobs::JobStatus,
+    /// restic's summary.
+    #[serde(default)]
+    pub stats: Option<Value>,
+    /// A readable error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The snapshot made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_id: Option<String>,
+    /// Unreadable items.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// `snapshots.report`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotsReportMsg {
+    /// Every snapshot.
+    pub snapshots: Vec<crate::jobs::Snapshot>,
+    /// Repository size (raw data).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repo_size_bytes: Option<u64>,
+}
+
+/// `job.run`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobRunMsg {
+    /// Job.
+    pub job_id: String,
+    /// What to run.
+    pub kind: crate::jobs::JobKind,
+    /// Its parameters.
+    #[serde(default)]
+    pub params: crate::jobs::JobParams,
+}
+
+/// `job.cancel`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobCancelMsg {
+    /// Job.
+    pub job_id: String,
+}
+
+/// `snapshots.request`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct SnapshotsRequestMsg {}
 
 /// `hello.ok`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -349,6 +450,65 @@ mod tests {
                 AgentMessage::ConfigApplied(ConfigApplied { version: 3 }),
                 json!({"v":1,"id":"id-1","re":"id-0","type":"config.applied","payload":{"version":3}}),
             ),
+            (
+                AgentMessage::JobStarted(JobStartedMsg { job_id: "j".into() }),
+                json!({"v":1,"id":"id-1","re":"id-0","type":"job.started","payload":{"job_id":"j"}}),
+            ),
+            (
+                AgentMessage::JobProgress(JobProgressMsg {
+                    job_id: "j".into(),
+                    progress: crate::jobs::Progress {
+                        percent: 50.0,
+                        bytes_done: 5,
+                        total_bytes: 10,
+                        files_done: 1,
+                        total_files: 2,
+                        seconds_remaining: Some(3),
+                    },
+                }),
+                json!({"v":1,"id":"id-1","re":"id-0","type":"job.progress","payload":{"job_id":"j","progress":{
+                    "percent":50.0,"bytes_done":5,"total_bytes":10,"files_done":1,"total_files":2,"seconds_remaining":3}}}),
+            ),
+            (
+                AgentMessage::JobLog(JobLogMsg {
+                    job_id: "j".into(),
+                    lines: vec![crate::jobs::LogLine {
+                        at: "t".into(),
+                        stream: "stderr".into(),
+                        text: "x".into(),
+                    }],
+                }),
+                json!({"v":1,"id":"id-1","re":"id-0","type":"job.log","payload":{"job_id":"j","lines":[
+                    {"at":"t","stream":"stderr","text":"x"}]}}),
+            ),
+            (
+                AgentMessage::JobFinished(JobFinishedMsg {
+                    job_id: "j".into(),
+                    status: crate::jobs::JobStatus::SucceededWithWarnings,
+                    stats: Some(json!({"files_new": 1})),
+                    error: None,
+                    snapshot_id: Some("abcd1234".into()),
+                    warnings: vec!["/etc/shadow: permission denied".into()],
+                }),
+                json!({"v":1,"id":"id-1","re":"id-0","type":"job.finished","payload":{"job_id":"j",
+                    "status":"succeeded_with_warnings","stats":{"files_new":1},"snapshot_id":"abcd1234",
+                    "warnings":["/etc/shadow: permission denied"]}}),
+            ),
+            (
+                AgentMessage::SnapshotsReport(SnapshotsReportMsg {
+                    snapshots: vec![crate::jobs::Snapshot {
+                        id: "ab".into(),
+                        short_id: "a".into(),
+                        time: "t".into(),
+                        paths: vec!["/srv".into()],
+                        tags: vec![],
+                        hostname: "h".into(),
+                    }],
+                    repo_size_bytes: Some(7),
+                }),
+                json!({"v":1,"id":"id-1","re":"id-0","type":"snapshots.report","payload":{"snapshots":[
+                    {"id":"ab","short_id":"a","time":"t","paths":["/srv"],"tags":[],"hostname":"h"}],"repo_size_bytes":7}}),
+            ),
         ];
         assert_eq!(
             cases.len(),
@@ -391,6 +551,28 @@ mod tests {
             (
                 ServerMessage::Ack(Ack {}),
                 json!({"v":1,"id":"id-1","re":"id-0","type":"ack","payload":{}}),
+            ),
+            (
+                ServerMessage::JobRun(JobRunMsg {
+                    job_id: "j".into(),
+                    kind: crate::jobs::JobKind::Backup,
+                    params: crate::jobs::JobParams {
+                        paths: vec!["/srv".into()],
+                        excludes: vec!["*.tmp".into()],
+                        tags: vec!["daily".into()],
+                        limit_upload_kbps: Some(512),
+                    },
+                }),
+                json!({"v":1,"id":"id-1","re":"id-0","type":"job.run","payload":{"job_id":"j","kind":"backup",
+                    "params":{"paths":["/srv"],"excludes":["*.tmp"],"tags":["daily"],"limit_upload_kbps":512}}}),
+            ),
+            (
+                ServerMessage::JobCancel(JobCancelMsg { job_id: "j".into() }),
+                json!({"v":1,"id":"id-1","re":"id-0","type":"job.cancel","payload":{"job_id":"j"}}),
+            ),
+            (
+                ServerMessage::SnapshotsRequest(SnapshotsRequestMsg {}),
+                json!({"v":1,"id":"id-1","re":"id-0","type":"snapshots.request","payload":{}}),
             ),
             (
                 ServerMessage::Error(ErrorFrame {

@@ -91,6 +91,18 @@ impl Projection for HostsProjection {
                 )?
                 .execute(params![c.host_id, c.version])?;
             }
+            Event::JobFinished(f) if f.kind == domain::jobs::JobKind::Backup => {
+                conn.prepare_cached(
+                    "UPDATE hosts SET last_backup_at = ?2, last_backup_status = ?3 WHERE id = ?1",
+                )?
+                .execute(params![f.host_id, at, f.status.as_str()])?;
+            }
+            Event::SnapshotsReported(r) => {
+                conn.prepare_cached(
+                    "UPDATE hosts SET snapshot_count = ?2, repo_size_bytes = coalesce(?3, repo_size_bytes) WHERE id = ?1",
+                )?
+                .execute(params![r.host_id, r.snapshots.len() as i64, r.repo_size_bytes.map(|s| s as i64)])?;
+            }
             Event::HostDeleted(d) => {
                 conn.prepare_cached(
                     "UPDATE hosts SET status = 'offline', deleted_at = ?2 WHERE id = ?1",

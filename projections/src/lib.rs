@@ -16,6 +16,7 @@ use rusqlite::Connection;
 
 pub mod dump;
 pub mod hosts;
+pub mod jobs;
 pub mod users;
 
 /// Errors of the projections crate.
@@ -48,7 +49,12 @@ pub trait Projection: Send + Sync {
 
 /// Every projection, in apply order.
 pub fn registry() -> &'static [&'static dyn Projection] {
-    &[&users::UsersProjection, &hosts::HostsProjection]
+    &[
+        &users::UsersProjection,
+        &hosts::HostsProjection,
+        &jobs::JobsProjection,
+        &jobs::SnapshotsProjection,
+    ]
 }
 
 /// Creates every projection's tables where missing.

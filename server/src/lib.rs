@@ -17,6 +17,7 @@ pub mod config;
 pub mod hosts;
 pub mod http;
 pub mod install;
+pub mod jobs;
 pub mod store;
 pub mod vault;
 
@@ -77,6 +78,7 @@ async fn build_state_with_tls(
         config: Arc::new(config),
         clock,
         agents: Arc::new(agents::Registry::default()),
+        hub: Arc::new(jobs::Hub::default()),
         tls_pin,
         shutdown: http::Shutdown::default(),
     };

@@ -150,6 +150,14 @@ impl Registry {
         self.entries.lock().ok()?.get(host_id)?.tx.clone()
     }
 
+    /// Queues something for the host's socket; false when it is not connected or not reading.
+    pub fn send(&self, host_id: &str, out: Outgoing) -> bool {
+        match self.sender(host_id) {
+            Some(tx) => tx.try_send(out).is_ok(),
+            None => false,
+        }
+    }
+
     /// Sends new credentials to the host if it is connected.
     pub fn push_config(&self, host_id: &str, update: &ConfigUpdate) {
         if let Some(tx) = self.sender(host_id) {

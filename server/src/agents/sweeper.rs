@@ -29,8 +29,11 @@ pub async fn run(state: AppState) {
         }
         for host_id in state.agents.take_silent(after) {
             let reason = format!("no contact for more than {} s", after.as_secs());
-            if let Err(e) = mark_offline(&state, &host_id, reason).await {
+            if let Err(e) = mark_offline(&state, &host_id, reason.clone()).await {
                 tracing::warn!(host_id, error = %e, "could not mark host offline");
+            }
+            if let Err(e) = crate::jobs::mark_lost(&state, &host_id, &reason).await {
+                tracing::warn!(host_id, error = %e, "could not mark the host's jobs lost");
             }
         }
     }

@@ -309,8 +309,64 @@ async fn handle_frame(state: &AppState, host_id: &str, text: &str) -> Option<Str
         }
         Err(e) => return Some(error_frame(e.code(), e.to_string(), Some(env.id), None)),
     };
+    let ack = |re: String| {
+        Some(
+            ServerMessage::Ack(protocol::Ack {})
+                .to_frame(uuid::Uuid::now_v7().to_string(), Some(re)),
+        )
+    };
+    let durable = |r: Result<(), AppError>, re: String| match r {
+        Ok(()) if state.config.fault_drop_agent_acks => None,
+        Ok(()) => ack(re),
+        Err(e) => {
+            tracing::warn!(host_id, error = %e, "could not record an agent message");
+            Some(error_frame(
+                "internal",
+                "not recorded; send it again",
+                Some(re),
+                None,
+            ))
+        }
+    };
     match msg {
         AgentMessage::Heartbeat(_) | AgentMessage::Ack(_) => None,
+        AgentMessage::JobStarted(m) => {
+            let r = crate::jobs::record_report(
+                state,
+                host_id,
+                &env.id,
+                &m.job_id,
+                domain::jobs::JobReport::Started,
+            )
+            .await;
+            durable(r, env.id)
+        }
+        AgentMessage::JobFinished(m) => {
+            let job_id = m.job_id.clone();
+            let r = match crate::jobs::finished_event(state, host_id, m).await {
+                Ok(report) => {
+                    crate::jobs::record_report(state, host_id, &env.id, &job_id, report).await
+                }
+                Err(e) => Err(e),
+            };
+            durable(r, env.id)
+        }
+        AgentMessage::SnapshotsReport(m) => {
+            let r = crate::jobs::snapshots(state, host_id, &env.id, m).await;
+            durable(r, env.id)
+        }
+        AgentMessage::JobProgress(m) => {
+            if let Err(e) = crate::jobs::progress(state, host_id, m).await {
+                tracing::warn!(host_id, error = %e, "progress not recorded");
+            }
+            None
+        }
+        AgentMessage::JobLog(m) => {
+            if let Err(e) = crate::jobs::log(state, host_id, m).await {
+                tracing::warn!(host_id, error = %e, "log lines not recorded");
+            }
+            None
+        }
         AgentMessage::Hello(_) => Some(error_frame(
             "unexpected",
             "hello was already received",
@@ -344,22 +400,12 @@ async fn handle_frame(state: &AppState, host_id: &str, text: &str) -> Option<Str
                     Ok(())
                 })
                 .await;
-            match recorded {
-                Ok(()) if state.config.fault_drop_agent_acks => None,
-                Ok(()) => Some(
-                    ServerMessage::Ack(protocol::Ack {})
-                        .to_frame(uuid::Uuid::now_v7().to_string(), Some(env.id)),
-                ),
-                Err(e) => {
-                    tracing::warn!(host_id, error = %e, "could not record config.applied");
-                    Some(error_frame(
-                        "internal",
-                        "not recorded; send it again",
-                        Some(env.id),
-                        None,
-                    ))
+            if recorded.is_ok() {
+                if let Err(e) = crate::jobs::auto_init(state, host_id).await {
+                    tracing::warn!(host_id, error = %e, "could not queue the repository's init job");
                 }
             }
+            durable(recorded, env.id)
         }
     }
 }

@@ -103,6 +103,9 @@ impl AppError {
                 }
                 DomainError::UnknownUser => (S::NOT_FOUND, "not_found", msg, None),
                 DomainError::UnknownHost => (S::NOT_FOUND, "not_found", msg, None),
+                DomainError::UnknownJob => (S::NOT_FOUND, "not_found", msg, None),
+                DomainError::HostOffline => (S::CONFLICT, "host_offline", msg, None),
+                DomainError::JobAlreadyFinished => (S::CONFLICT, "job_finished", msg, None),
                 DomainError::HostDeleted => (S::NOT_FOUND, "host_deleted", msg, None),
                 DomainError::UndecodableEvent { .. } => internal(),
             },

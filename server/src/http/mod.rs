@@ -6,6 +6,7 @@ pub mod error;
 pub mod events_api;
 pub mod extract;
 pub mod hosts_api;
+pub mod jobs_api;
 pub mod pages;
 
 use std::sync::Arc;
@@ -42,6 +43,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Connected agents.
     pub agents: Arc<crate::agents::Registry>,
+    /// Live job frames for browsers.
+    pub hub: Arc<crate::jobs::Hub>,
     /// SHA-256 of the TLS leaf certificate, hex, when the server terminates TLS.
     pub tls_pin: Option<String>,
     /// Tells long-lived tasks (agent sockets, the sweeper) that the server is stopping.
@@ -102,6 +105,19 @@ pub fn router(state: AppState) -> Router {
             get(hosts_api::get_credentials).put(hosts_api::put_credentials),
         )
         .route("/fleet/summary", get(hosts_api::summary))
+        .route(
+            "/hosts/{id}/jobs",
+            get(jobs_api::list).post(jobs_api::create),
+        )
+        .route("/hosts/{id}/snapshots", get(jobs_api::snapshots))
+        .route(
+            "/hosts/{id}/snapshots/refresh",
+            post(jobs_api::refresh_snapshots),
+        )
+        .route("/jobs/{id}", get(jobs_api::get))
+        .route("/jobs/{id}/logs", get(jobs_api::logs))
+        .route("/jobs/{id}/stream", get(jobs_api::stream))
+        .route("/jobs/{id}/cancel", post(jobs_api::cancel))
         .fallback(api_not_found);
     Router::new()
         .route("/healthz", get(healthz))

@@ -1,0 +1,413 @@
+//! Job flows: creating and dispatching jobs, what agents report about them, the live fan-out
+//! to browsers, and the bounded rate at which progress enters the log.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use domain::jobs::{
+    self, JobDispatched, JobFinished, JobKind, JobParams, JobProgressed, JobQueued, JobReport,
+};
+use domain::protocol::{
+    JobCancelMsg, JobFinishedMsg, JobLogMsg, JobProgressMsg, JobRunMsg, ServerMessage,
+    SnapshotsReportMsg,
+};
+use domain::{Actor, DomainError, Event};
+use serde_json::json;
+use tokio::sync::broadcast;
+
+use crate::agents::registry::Outgoing;
+use crate::http::error::AppError;
+use crate::http::AppState;
+use crate::store::{AppendRequest, ExpectedVersion};
+
+/// At most one `JobProgressed` per job per this interval enters the log (browsers get every
+/// update live).
+pub const PROGRESS_APPEND_EVERY: Duration = Duration::from_secs(5);
+
+/// Per-job live channels for browsers. Sending never waits: a slow subscriber lags and loses
+/// the oldest frames (it can re-read the stored log), the agent's read loop never blocks.
+#[derive(Default)]
+pub struct Hub {
+    channels: Mutex<HashMap<String, broadcast::Sender<Arc<str>>>>,
+    last_progress_append: Mutex<HashMap<String, Instant>>,
+}
+
+/// Frames a subscriber may fall behind before losing the oldest.
+pub const SUBSCRIBER_BUFFER: usize = 256;
+
+impl Hub {
+    /// Subscribes to a job's live frames.
+    pub fn subscribe(&self, job_id: &str) -> broadcast::Receiver<Arc<str>> {
+        let mut m = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        m.entry(job_id.to_string())
+            .or_insert_with(|| broadcast::channel(SUBSCRIBER_BUFFER).0)
+            .subscribe()
+    }
+
+    /// Sends a frame to a job's subscribers, if any.
+    pub fn publish(&self, job_id: &str, frame: serde_json::Value) {
+        let m = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(tx) = m.get(job_id) {
+            let _ = tx.send(Arc::from(frame.to_string()));
+        }
+    }
+
+    /// Forgets a finished job's channel (subscribers see it close).
+    pub fn close(&self, job_id: &str) {
+        self.channels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(job_id);
+        self.last_progress_append
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(job_id);
+    }
+
+    fn progress_due(&self, job_id: &str) -> bool {
+        let mut m = self
+            .last_progress_append
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        match m.get(job_id) {
+            Some(t) if t.elapsed() < PROGRESS_APPEND_EVERY => false,
+            _ => {
+                m.insert(job_id.to_string(), Instant::now());
+                true
+            }
+        }
+    }
+}
+
+fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// Creates a job and sends it to the host's agent. 409 when the agent is not connected.
+pub async fn create(
+    state: &AppState,
+    actor: Actor,
+    host_id: &str,
+    kind: JobKind,
+    params: JobParams,
+) -> Result<String, AppError> {
+    if kind == JobKind::Backup {
+        jobs::validate_backup(&params)?;
+    }
+    let id = host_id.to_string();
+    let exists = state
+        .store
+        .read(move |c| -> Result<_, AppError> { Ok(projections::hosts::get(c, &id)?.is_some()) })
+        .await?;
+    if !exists {
+        return Err(AppError::NotFound(format!("no host {host_id}")));
+    }
+    if !state.agents.is_connected(host_id) {
+        return Err(DomainError::HostOffline.into());
+    }
+    let job_id = new_id();
+    let (jid, hid, p) = (job_id.clone(), host_id.to_string(), params.clone());
+    state
+        .store
+        .write(move |uow| -> Result<(), AppError> {
+            uow.append(
+                AppendRequest::new(
+                    format!("job-{jid}"),
+                    actor,
+                    vec![
+                        JobQueued {
+                            job_id: jid.clone(),
+                            host_id: hid.clone(),
+                            kind,
+                            params: p,
+                        }
+                        .into(),
+                        JobDispatched {
+                            job_id: jid.clone(),
+                            host_id: hid.clone(),
+                        }
+                        .into(),
+                    ],
+                )
+                .expect(ExpectedVersion::NoStream),
+            )?;
+            Ok(())
+        })
+        .await?;
+    let frame = ServerMessage::JobRun(JobRunMsg {
+        job_id: job_id.clone(),
+        kind,
+        params,
+    })
+    .to_frame(new_id(), None);
+    state.agents.send(host_id, Outgoing::Frame(frame));
+    Ok(job_id)
+}
+
+/// Asks the agent to stop a job.
+pub async fn cancel(state: &AppState, actor: Actor, job_id: &str) -> Result<(), AppError> {
+    let id = job_id.to_string();
+    let host = state
+        .store
+        .write(move |uow| -> Result<String, AppError> {
+            let s = projections::jobs::load_state(uow.conn(), &id)?;
+            let host = s
+                .jobs
+                .get(&id)
+                .map(|j| j.host_id.clone())
+                .ok_or(DomainError::UnknownJob)?;
+            let events = jobs::decide_cancel(&s, &id)?;
+            if !events.is_empty() {
+                uow.append(AppendRequest::new(format!("job-{id}"), actor, events))?;
+            }
+            Ok(host)
+        })
+        .await?;
+    let frame = ServerMessage::JobCancel(JobCancelMsg {
+        job_id: job_id.to_string(),
+    })
+    .to_frame(new_id(), None);
+    state.agents.send(&host, Outgoing::Frame(frame));
+    state
+        .hub
+        .publish(job_id, json!({"type": "cancel_requested"}));
+    Ok(())
+}
+
+/// `job.started` / `job.finished` from an agent (durable: `command_id` makes a resend a no-op).
+pub async fn record_report(
+    state: &AppState,
+    host_id: &str,
+    msg_id: &str,
+    job_id: &str,
+    report: JobReport,
+) -> Result<(), AppError> {
+    let (hid, jid) = (host_id.to_string(), job_id.to_string());
+    let command_id = format!("agent:{host_id}:{msg_id}");
+    let finished = matches!(report, JobReport::Finished(_));
+    let appended = state
+        .store
+        .write(move |uow| -> Result<Vec<Event>, AppError> {
+            let s = projections::jobs::load_state(uow.conn(), &jid)?;
+            let events = match jobs::decide_report(&s, &hid, &jid, &report) {
+                Ok(e) => e,
+                Err(DomainError::UnknownJob) => {
+                    tracing::warn!(host_id = %hid, job_id = %jid, "report about an unknown job ignored");
+                    vec![]
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if !events.is_empty() {
+                uow.append(
+                    AppendRequest::new(format!("job-{jid}"), Actor::Agent(hid.clone()), events.clone())
+                        .command(command_id),
+                )?;
+            }
+            Ok(events)
+        })
+        .await?;
+    for e in appended {
+        match e {
+            Event::JobStarted(_) => state.hub.publish(job_id, json!({"type": "started"})),
+            Event::JobFinished(f) => {
+                state.hub.publish(job_id, json!({"type": "finished", "status": f.status.as_str(), "error": f.error, "stats": f.stats}));
+            }
+            _ => {}
+        }
+    }
+    if finished {
+        state.hub.close(job_id);
+    }
+    Ok(())
+}
+
+/// Builds the `JobFinished` of an agent's message (the kind comes from the job).
+pub async fn finished_event(
+    state: &AppState,
+    host_id: &str,
+    m: JobFinishedMsg,
+) -> Result<JobReport, AppError> {
+    let jid = m.job_id.clone();
+    let kind = state
+        .store
+        .read(move |c| -> Result<_, AppError> { Ok(projections::jobs::load_state(c, &jid)?) })
+        .await?
+        .jobs
+        .get(&m.job_id)
+        .map(|j| j.kind)
+        .unwrap_or(JobKind::Backup);
+    Ok(JobReport::Finished(JobFinished {
+        job_id: m.job_id,
+        host_id: host_id.to_string(),
+        kind,
+        status: m.status,
+        stats: m.stats,
+        error: m.error,
+        snapshot_id: m.snapshot_id,
+        warnings: m.warnings,
+    }))
+}
+
+/// `job.progress`: to browsers now; into the log at most every [`PROGRESS_APPEND_EVERY`].
+pub async fn progress(state: &AppState, host_id: &str, m: JobProgressMsg) -> Result<(), AppError> {
+    state.hub.publish(
+        &m.job_id,
+        json!({"type": "progress", "progress": m.progress}),
+    );
+    if !state.hub.progress_due(&m.job_id) {
+        return Ok(());
+    }
+    let hid = host_id.to_string();
+    state
+        .store
+        .write(move |uow| -> Result<(), AppError> {
+            let s = projections::jobs::load_state(uow.conn(), &m.job_id)?;
+            match s.jobs.get(&m.job_id) {
+                Some(j) if j.host_id == hid && !j.status.is_final() => {
+                    uow.append(AppendRequest::new(
+                        format!("job-{}", m.job_id),
+                        Actor::Agent(hid),
+                        vec![JobProgressed {
+                            job_id: m.job_id.clone(),
+                            progress: m.progress,
+                        }
+                        .into()],
+                    ))?;
+                }
+                _ => {}
+            }
+            Ok(())
+        })
+        .await
+}
+
+/// `job.log`: one event per batch, then to browsers with the lines' positions.
+pub async fn log(state: &AppState, host_id: &str, m: JobLogMsg) -> Result<(), AppError> {
+    if m.lines.is_empty() {
+        return Ok(());
+    }
+    let hid = host_id.to_string();
+    let (jid, lines) = (m.job_id.clone(), m.lines.clone());
+    let first = state
+        .store
+        .write(move |uow| -> Result<Option<i64>, AppError> {
+            let s = projections::jobs::load_state(uow.conn(), &jid)?;
+            if s.jobs.get(&jid).is_none_or(|j| j.host_id != hid) {
+                return Ok(None);
+            }
+            let first = projections::jobs::log_count(uow.conn(), &jid)?;
+            let lines = lines
+                .into_iter()
+                .map(|mut l| {
+                    l.text = l.text.chars().take(8192).collect();
+                    l.stream = l.stream.chars().take(16).collect();
+                    l
+                })
+                .collect();
+            uow.append(AppendRequest::new(
+                format!("job-{jid}"),
+                Actor::Agent(hid),
+                vec![domain::jobs::JobLogged {
+                    job_id: jid.clone(),
+                    lines,
+                }
+                .into()],
+            ))?;
+            Ok(Some(first))
+        })
+        .await?;
+    if let Some(first) = first {
+        state.hub.publish(
+            &m.job_id,
+            json!({"type": "log", "first_idx": first, "lines": m.lines}),
+        );
+    }
+    Ok(())
+}
+
+/// `snapshots.report`: replaces the host's snapshot list.
+pub async fn snapshots(
+    state: &AppState,
+    host_id: &str,
+    msg_id: &str,
+    m: SnapshotsReportMsg,
+) -> Result<(), AppError> {
+    let hid = host_id.to_string();
+    let command_id = format!("agent:{host_id}:{msg_id}");
+    state
+        .store
+        .write(move |uow| -> Result<(), AppError> {
+            uow.append(
+                AppendRequest::new(
+                    format!("host-{hid}"),
+                    Actor::Agent(hid.clone()),
+                    vec![domain::jobs::SnapshotsReported {
+                        host_id: hid.clone(),
+                        snapshots: m.snapshots,
+                        repo_size_bytes: m.repo_size_bytes,
+                    }
+                    .into()],
+                )
+                .command(command_id),
+            )?;
+            Ok(())
+        })
+        .await
+}
+
+/// After the agent first stores credentials, the repository is initialised by an ordinary
+/// `init` job (once per host; "already initialised" is a soft success).
+pub async fn auto_init(state: &AppState, host_id: &str) -> Result<(), AppError> {
+    let hid = host_id.to_string();
+    let has = state
+        .store
+        .read(move |c| -> Result<_, AppError> {
+            Ok(projections::jobs::host_has_kind(c, &hid, "init")?)
+        })
+        .await?;
+    if has {
+        return Ok(());
+    }
+    create(
+        state,
+        Actor::System("auto-init".into()),
+        host_id,
+        JobKind::Init,
+        JobParams::default(),
+    )
+    .await
+    .map(|_| ())
+}
+
+/// The host's agent stayed away: its unfinished jobs end `lost`.
+pub async fn mark_lost(state: &AppState, host_id: &str, reason: &str) -> Result<(), AppError> {
+    let hid = host_id.to_string();
+    let reason = format!("the agent went away ({reason}) before reporting a result");
+    let lost = state
+        .store
+        .write(move |uow| -> Result<Vec<String>, AppError> {
+            let mut lost = Vec::new();
+            for job_id in projections::jobs::open_for_host(uow.conn(), &hid)? {
+                let s = projections::jobs::load_state(uow.conn(), &job_id)?;
+                let events = jobs::decide_lost(&s, &job_id, &reason);
+                if !events.is_empty() {
+                    uow.append(AppendRequest::new(
+                        format!("job-{job_id}"),
+                        Actor::System("sweeper".into()),
+                        events,
+                    ))?;
+                    lost.push(job_id);
+                }
+            }
+            Ok(lost)
+        })
+        .await?;
+    for job_id in lost {
+        state
+            .hub
+            .publish(&job_id, json!({"type": "finished", "status": "lost"}));
+        state.hub.close(&job_id);
+    }
+    Ok(())
+}
