@@ -122,7 +122,7 @@ impl Server {
             .http
             .post(format!("{}/api/enrollment-tokens", self.base))
             .header("x-csrf-token", &self.csrf)
-            .json(&json!({"hostname": hostname, "repo_url": "/srv/restic/bench", "repo_password": "bench-password"}))
+            .json(&json!({"hostname": hostname, "repo_url": "/nonexistent/simulated-agents-run-no-restic", "repo_password": "bench-password"}))
             .send()
             .await
             .unwrap()
@@ -195,7 +195,7 @@ async fn idle_agent_rss() {
         .http
         .post(format!("{}/api/enrollment-tokens", server.base))
         .header("x-csrf-token", &server.csrf)
-        .json(&json!({"hostname": "idle", "repo_url": "/srv/restic/idle", "repo_password": "idle-password"}))
+        .json(&json!({"hostname": "idle", "repo_url": dir.path().join("repo").display().to_string(), "repo_password": "idle-password"}))
         .send()
         .await
         .unwrap()

@@ -13,7 +13,8 @@
 //!    (override with `RM_BENCH_REBUILD_EVENTS`).
 //!
 //! `RM_BENCH_SECONDS` (default 3) sets how long each timed append run lasts;
-//! `RM_BENCH_ONLY` (e.g. `2` or `1,3`) runs only some of the items, for profiling.
+//! `RM_BENCH_ONLY` (e.g. `2` or `1,3`) runs only some of the items and `RM_BENCH_SIZES`
+//! (e.g. `10`) only some command sizes of item 1, for profiling.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use domain::{Actor, Event, RecordedEvent};
 use rusqlite::{params, Connection};
 use server::clock::SystemClock;
 use server::store::{self, AppendRequest, EventLog, EventStore, StoreOptions};
+use tokio::sync::broadcast;
 
 /// Users created before the timed append runs.
 const SETUP_USERS: usize = 200;
@@ -240,54 +242,65 @@ impl Sequential {
     }
 }
 
-/// Item 1 at one command size. The run is split into `ROUNDS` rounds; each round appends
-/// through the store for its share of `run`, then inserts the rows it stored into the raw
-/// database, so slow drifts of the disk hit both sides alike.
+/// Drains the store's commit feed: each item is the rows of one group commit, as stored.
+fn drain(
+    rx: &mut broadcast::Receiver<Arc<Vec<RecordedEvent>>>,
+    into: &mut Vec<Arc<Vec<RecordedEvent>>>,
+) {
+    loop {
+        match rx.try_recv() {
+            Ok(batch) => into.push(batch),
+            Err(broadcast::error::TryRecvError::Empty) => return,
+            Err(e) => panic!("commit feed: {e}"),
+        }
+    }
+}
+
+/// Item 1 at one command size: appends through the store for `run`, then inserts the very
+/// rows it stored (taken from the store's commit feed, so no second connection touches the
+/// store's file while it runs) into a raw database, one transaction per command.
+///
+/// The two sides run one after the other rather than interleaved on purpose: the bundled
+/// SQLite is built with `SQLITE_ENABLE_MEMORY_MANAGEMENT`, so every connection of the process
+/// shares one page-cache LRU, and alternating two busy connections with the default 2 MiB
+/// cache makes one of them re-read most of its pages on every transaction.
 async fn sequential(size: usize, run: Duration) -> Sequential {
-    const ROUNDS: u32 = 4;
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("store.db");
     let s = open_store(&path, StoreOptions::default());
+    let mut feed = s.subscribe();
+    let mut batches = Vec::new();
     create_users(&s, SETUP_USERS).await;
-    let mut last_seq = s.head().seq;
-    let mut raw = raw_open(&dir.path().join("raw.db"), &read_rows(&path, 0));
+    drain(&mut feed, &mut batches);
+    let setup: Vec<RecordedEvent> = batches.drain(..).flat_map(|b| b.to_vec()).collect();
 
-    let max_cmds = (MAX_EVENTS_PER_RUN / size / ROUNDS as usize).max(1);
+    let max_cmds = (MAX_EVENTS_PER_RUN / size).max(1);
     let mut counters = vec![0usize; SETUP_USERS];
     let mut cmds = 0usize;
-    let mut r = Sequential {
-        size,
-        store_events: 0,
-        store_secs: 0.0,
-        raw_events: 0,
-        raw_secs: 0.0,
-    };
-    for _ in 0..ROUNDS {
-        let mut round_cmds = 0usize;
-        let started = Instant::now();
-        while round_cmds < max_cmds && started.elapsed() < run / ROUNDS {
-            let u = cmds % SETUP_USERS;
-            let req = command(u, counters[u], size);
-            counters[u] += size;
-            s.append(req).await.expect("append");
-            cmds += 1;
-            round_cmds += 1;
-        }
-        r.store_secs += started.elapsed().as_secs_f64();
-        r.store_events += round_cmds * size;
-
-        let rows = read_rows(&path, last_seq);
-        assert_eq!(
-            rows.len(),
-            round_cmds * size,
-            "stored rows match appended events"
-        );
-        last_seq += rows.len() as i64;
-        r.raw_secs += raw_insert_groups(&mut raw, &rows, &vec![size; round_cmds]);
-        r.raw_events += rows.len();
+    let started = Instant::now();
+    while cmds < max_cmds && started.elapsed() < run {
+        let u = cmds % SETUP_USERS;
+        let req = command(u, counters[u], size);
+        counters[u] += size;
+        s.append(req).await.expect("append");
+        drain(&mut feed, &mut batches);
+        cmds += 1;
     }
+    let store_secs = started.elapsed().as_secs_f64();
     s.close().await;
-    r
+    drop(s);
+
+    let rows: Vec<RecordedEvent> = batches.drain(..).flat_map(|b| b.to_vec()).collect();
+    assert_eq!(rows.len(), cmds * size, "stored rows match appended events");
+    let mut raw = raw_open(&dir.path().join("raw.db"), &setup);
+    let raw_secs = raw_insert_groups(&mut raw, &rows, &vec![size; cmds]);
+    Sequential {
+        size,
+        store_events: cmds * size,
+        store_secs,
+        raw_events: rows.len(),
+        raw_secs,
+    }
 }
 
 struct Concurrent {
@@ -454,7 +467,12 @@ fn main() {
     let mut seq_results = Vec::new();
     if wants("1") {
         println!("== 1. sequential durable appends (inline projections) vs raw SQLite ==");
-        for size in [1usize, 10, 100] {
+        let sizes: Vec<usize> = std::env::var("RM_BENCH_SIZES")
+            .ok()
+            .map(|v| v.split(',').filter_map(|p| p.trim().parse().ok()).collect())
+            .filter(|v: &Vec<usize>| !v.is_empty())
+            .unwrap_or_else(|| vec![1, 10, 100]);
+        for size in sizes {
             let r = rt.block_on(sequential(size, run));
             println!(
                 "  {:>3} ev/cmd: store {:>9.0} ev/s ({} ev in {:.2} s, {:.0} cmd/s) | raw {:>9.0} ev/s ({} ev in {:.2} s) | store/raw {:.2}",
@@ -475,7 +493,7 @@ fn main() {
     let mut conc = None;
     if wants("2") {
         println!("== 2. {WRITERS} concurrent single-event writers (group commit) ==");
-        let seq1 = match seq_results.first() {
+        let seq1 = match seq_results.iter().find(|r| r.size == 1) {
             Some(r) => r.store_rate(),
             None => rt.block_on(sequential(1, run)).store_rate(),
         };

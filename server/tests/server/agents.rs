@@ -275,8 +275,14 @@ async fn wrong_bearers_and_deleted_hosts_are_refused_clearly() {
         .iter()
         .map(|e| e["type"].as_str().unwrap())
         .collect();
+    // (the init job that followed the credentials is the host's too)
+    let host_types: Vec<&str> = types
+        .iter()
+        .copied()
+        .filter(|t| !t.starts_with("Job"))
+        .collect();
     assert_eq!(
-        types,
+        host_types,
         [
             "HostEnrolled",
             "RepoCredentialsChanged",
@@ -285,6 +291,7 @@ async fn wrong_bearers_and_deleted_hosts_are_refused_clearly() {
             "HostDeleted"
         ]
     );
+    assert!(types.contains(&"JobQueued"), "{types:?}");
     // Its secrets are gone from the vault.
     let c = rusqlite::Connection::open(app.db()).unwrap();
     let n: i64 = c
@@ -368,12 +375,17 @@ async fn protocol_mismatch_and_bad_frames_get_error_frames_not_crashes() {
     let applied =
         json!({"v": 1, "id": id, "type": "config.applied", "payload": {"version": 1}}).to_string();
     ws.send(Message::text(applied.clone())).await.unwrap();
-    let ack = next_json(&mut ws).await;
+    // The ack, and — the agent now has credentials — the repository's init job.
+    let mut seen = vec![next_json(&mut ws).await, next_json(&mut ws).await];
+    seen.sort_by_key(|f| f["type"].as_str().unwrap_or("").to_string());
     assert_eq!(
-        (ack["type"].as_str(), ack["re"].as_str()),
+        (seen[0]["type"].as_str(), seen[0]["re"].as_str()),
         (Some("ack"), Some(id.as_str()))
     );
-    // The same message again (a resend after a reconnect): acknowledged, not recorded twice.
+    assert_eq!(seen[1]["type"], "job.run");
+    assert_eq!(seen[1]["payload"]["kind"], "init");
+    // The same message again (a resend after a reconnect): acknowledged, not recorded twice,
+    // and no second init job.
     ws.send(Message::text(applied)).await.unwrap();
     assert_eq!(next_json(&mut ws).await["re"], id.as_str());
     assert_eq!(app.events_of("RepoCredentialsApplied").await.len(), 1);
@@ -393,7 +405,7 @@ async fn credential_changes_are_pushed_live_and_read_back_redacted() {
     assert_eq!(s, 200);
     assert_eq!(
         view,
-        json!({"repo_url": "/srv/restic/repo", "repo_username": null, "has_password": true})
+        json!({"repo_url": app.repo_url("db-1"), "repo_username": null, "has_password": true})
     );
 
     let csrf = app.csrf().await;
@@ -493,7 +505,7 @@ async fn the_outbox_survives_a_server_killed_between_record_and_ack_without_dupl
     let minted: Value = admin
         .post(format!("{base}/api/enrollment-tokens"))
         .header("x-csrf-token", s["csrf_token"].as_str().unwrap())
-        .json(&json!({"hostname": "outbox-1", "repo_url": "/r", "repo_password": "Outbox-Password-1"}))
+        .json(&json!({"hostname": "outbox-1", "repo_url": dir.path().join("repo").display().to_string(), "repo_password": "Outbox-Password-1"}))
         .send()
         .await
         .unwrap()
@@ -517,12 +529,32 @@ async fn the_outbox_survives_a_server_killed_between_record_and_ack_without_dupl
             .unwrap();
         v["events"].as_array().map(|a| a.len()).unwrap_or(0)
     };
-    // Recorded by the server, never acknowledged: still in the agent's outbox.
-    wait_until(20, "config.applied to be recorded", || async {
-        applied().await == 1
+    let count = |t: &'static str| {
+        let admin = admin.clone();
+        let base = base.clone();
+        async move {
+            let v: Value = admin
+                .get(format!("{base}/api/audit?type={t}"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["events"].as_array().map(|a| a.len()).unwrap_or(0)
+        }
+    };
+    // Recorded by the server, never acknowledged: config.applied and the init job's
+    // started/finished stay in the agent's outbox.
+    wait_until(30, "the init job's result to be recorded", || async {
+        applied().await == 1 && count("JobFinished").await == 1
     })
     .await;
-    assert_eq!(agent.outbox_len(), 1);
+    assert!(
+        agent.outbox_len() >= 3,
+        "outbox holds {}",
+        agent.outbox_len()
+    );
 
     // Kill the server hard, start it again without the fault.
     first.kill().unwrap();
@@ -533,6 +565,8 @@ async fn the_outbox_survives_a_server_killed_between_record_and_ack_without_dupl
     })
     .await;
     assert_eq!(applied().await, 1, "delivered again, recorded once");
+    assert_eq!(count("JobStarted").await, 1);
+    assert_eq!(count("JobFinished").await, 1);
     assert!(agent.log().matches("connected host_id").count() >= 2);
     second.kill().unwrap();
     second.wait().unwrap();

@@ -212,11 +212,20 @@ impl TestApp {
         let r = self
             .post_csrf(
                 "/api/enrollment-tokens",
-                json!({"hostname": hostname, "repo_url": "/srv/restic/repo", "repo_password": repo_password}),
+                json!({"hostname": hostname, "repo_url": self.repo_url(hostname), "repo_password": repo_password}),
             )
             .await;
         assert_eq!(r.status(), 201);
         r.json().await.unwrap()
+    }
+
+    /// A repository path inside this app's temp dir (restic creates it on init).
+    pub fn repo_url(&self, hostname: &str) -> String {
+        self.data()
+            .join("repos")
+            .join(hostname)
+            .display()
+            .to_string()
     }
 
     pub async fn host(&self, id: &str) -> (u16, Value) {
@@ -447,7 +456,7 @@ impl TestApp {
             .post(format!("https://{}/api/enrollment-tokens", self.addr))
             .header("x-csrf-token", s["csrf_token"].as_str().unwrap())
             .json(
-                &json!({"hostname": hostname, "repo_url": "/r", "repo_password": "Tls-Password-1"}),
+                &json!({"hostname": hostname, "repo_url": self.repo_url(hostname), "repo_password": "Tls-Password-1"}),
             )
             .send()
             .await
