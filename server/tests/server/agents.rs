@@ -376,7 +376,7 @@ async fn protocol_mismatch_and_bad_frames_get_error_frames_not_crashes() {
         json!({"v": 1, "id": id, "type": "config.applied", "payload": {"version": 1}}).to_string();
     ws.send(Message::text(applied.clone())).await.unwrap();
     // The ack, and — the agent now has credentials — the repository's init job.
-    let mut seen = vec![next_json(&mut ws).await, next_json(&mut ws).await];
+    let mut seen = [next_json(&mut ws).await, next_json(&mut ws).await];
     seen.sort_by_key(|f| f["type"].as_str().unwrap_or("").to_string());
     assert_eq!(
         (seen[0]["type"].as_str(), seen[0]["re"].as_str()),
