@@ -211,7 +211,7 @@ async fn run_job(
             )),
         );
     }
-    let _marker = Marker::set(state_dir, &job_id);
+    let marker = Marker::set(state_dir, &job_id);
     sender.send_durable(AgentMessage::JobStarted(JobStartedMsg {
         job_id: job_id.clone(),
     }));
@@ -288,6 +288,8 @@ async fn run_job(
         snapshot_id: outcome.snapshot_id,
         warnings: outcome.warnings,
     }));
+    // The result is in the outbox: from here on a crash loses nothing about this job.
+    drop(marker);
     if succeeded && matches!(job.kind, JobKind::Backup | JobKind::Init) {
         report_snapshots(secrets, sender).await;
     }

@@ -12,6 +12,9 @@
 //! 3. `store::rebuild` over a generated, hash-chained history of 1,000,000 events
 //!    (override with `RM_BENCH_REBUILD_EVENTS`).
 //!
+//! Durable figures depend on the disk's fsync latency and are noisy on shared machines; the
+//! program runs `sync` first so that writeback left by the build does not skew them.
+//!
 //! `RM_BENCH_SECONDS` (default 3) sets how long each timed append run lasts;
 //! `RM_BENCH_ONLY` (e.g. `2` or `1,3`) runs only some of the items and `RM_BENCH_SIZES`
 //! (e.g. `10`) only some command sizes of item 1, for profiling.
@@ -462,6 +465,9 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
+    // Writeback left over from compiling this very program makes the first fsyncs slow;
+    // flush it before measuring anything (best effort: `sync` may be missing).
+    let _ = std::process::Command::new("sync").status();
     let bench_started = Instant::now();
 
     let mut seq_results = Vec::new();

@@ -336,8 +336,29 @@ impl Agent {
 
     /// Starts `run`.
     pub fn start(&mut self) {
+        self.start_with(None);
+    }
+
+    /// Starts `run` as another user (root only: through `setpriv`).
+    pub fn start_as(&mut self, uid: u32) {
+        self.start_with(Some(uid));
+    }
+
+    fn start_with(&mut self, uid: Option<u32>) {
         let log = std::fs::File::create(self.dir.path().join("agent.log")).unwrap();
-        let child = std::process::Command::new(agent_bin())
+        let mut cmd = match uid {
+            None => std::process::Command::new(agent_bin()),
+            Some(uid) => {
+                let mut c = std::process::Command::new("setpriv");
+                c.arg(format!("--reuid={uid}"))
+                    .arg(format!("--regid={uid}"))
+                    .arg("--clear-groups")
+                    .arg("--")
+                    .arg(agent_bin());
+                c
+            }
+        };
+        let child = cmd
             .arg("run")
             .arg("--config")
             .arg(self.config())

@@ -5,6 +5,7 @@ mod helpers;
 mod agents;
 mod audit;
 mod auth;
+mod backups;
 mod bad_input;
 mod cli;
 mod install;
