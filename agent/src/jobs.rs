@@ -2,7 +2,7 @@
 //! running through a reconnect, and what must not be lost (started, finished, the snapshot
 //! list) goes through the outbox.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -126,10 +126,13 @@ async fn runner(
     mut rx: mpsc::UnboundedReceiver<Command>,
 ) {
     let mut queue: VecDeque<JobRunMsg> = VecDeque::new();
+    // The server sends a job again after a reconnect if it has not seen it start.
+    let mut seen: HashSet<String> = HashSet::new();
     loop {
         let next = match queue.pop_front() {
             Some(j) => j,
             None => match rx.recv().await {
+                Some(Command::Run(j)) if !seen.insert(j.job_id.clone()) => continue,
                 Some(Command::Run(j)) => j,
                 Some(Command::Cancel(id)) => {
                     tracing::info!(job_id = id, "cancel for a job that is not running here");
@@ -150,6 +153,7 @@ async fn runner(
             tokio::select! {
                 _ = &mut run => break,
                 cmd = rx.recv() => match cmd {
+                    Some(Command::Run(j)) if !seen.insert(j.job_id.clone()) => {}
                     Some(Command::Run(j)) => queue.push_back(j),
                     Some(Command::Cancel(id)) if id == job_id => { let _ = cancel_tx.send(true); }
                     Some(Command::Cancel(id)) => {

@@ -298,6 +298,18 @@ pub fn open_for_host(conn: &Connection, host_id: &str) -> rusqlite::Result<Vec<S
     rows.collect()
 }
 
+/// A host's jobs that were sent but not started, oldest first, with what to run.
+pub fn undelivered_for_host(
+    conn: &Connection,
+    host_id: &str,
+) -> rusqlite::Result<Vec<(String, String, String)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, kind, params FROM jobs WHERE host_id = ?1 AND status IN ('queued', 'dispatched') ORDER BY queued_seq",
+    )?;
+    let rows = stmt.query_map([host_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    rows.collect()
+}
+
 /// Whether the host ever had a job of this kind.
 pub fn host_has_kind(conn: &Connection, host_id: &str, kind: &str) -> rusqlite::Result<bool> {
     conn.prepare_cached("SELECT EXISTS(SELECT 1 FROM jobs WHERE host_id = ?1 AND kind = ?2)")?

@@ -259,25 +259,26 @@ fn drain(
     }
 }
 
-/// Item 1 at one command size: appends through the store for `run`, then inserts the very
-/// rows it stored (taken from the store's commit feed, so no second connection touches the
-/// store's file while it runs) into a raw database, one transaction per command.
-///
-/// The two sides run one after the other rather than interleaved on purpose: the bundled
-/// SQLite is built with `SQLITE_ENABLE_MEMORY_MANAGEMENT`, so every connection of the process
-/// shares one page-cache LRU, and alternating two busy connections with the default 2 MiB
-/// cache makes one of them re-read most of its pages on every transaction.
-async fn sequential(size: usize, run: Duration) -> Sequential {
+/// One timed store run of item 1 on a fresh store: the setup rows, the rows the timed part
+/// stored (taken from the store's commit feed, so no second connection touches the file),
+/// the commands issued and the seconds taken.
+struct StoreRun {
+    setup: Vec<RecordedEvent>,
+    rows: Vec<RecordedEvent>,
+    cmds: usize,
+    secs: f64,
+}
+
+async fn store_run(size: usize, run: Duration) -> StoreRun {
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("store.db");
-    let s = open_store(&path, StoreOptions::default());
+    let s = open_store(&dir.path().join("store.db"), StoreOptions::default());
     let mut feed = s.subscribe();
     let mut batches = Vec::new();
     create_users(&s, SETUP_USERS).await;
     drain(&mut feed, &mut batches);
     let setup: Vec<RecordedEvent> = batches.drain(..).flat_map(|b| b.to_vec()).collect();
 
-    let max_cmds = (MAX_EVENTS_PER_RUN / size).max(1);
+    let max_cmds = (MAX_EVENTS_PER_RUN / size / 2).max(1);
     let mut counters = vec![0usize; SETUP_USERS];
     let mut cmds = 0usize;
     let started = Instant::now();
@@ -289,20 +290,44 @@ async fn sequential(size: usize, run: Duration) -> Sequential {
         drain(&mut feed, &mut batches);
         cmds += 1;
     }
-    let store_secs = started.elapsed().as_secs_f64();
+    let secs = started.elapsed().as_secs_f64();
     s.close().await;
-    drop(s);
-
     let rows: Vec<RecordedEvent> = batches.drain(..).flat_map(|b| b.to_vec()).collect();
     assert_eq!(rows.len(), cmds * size, "stored rows match appended events");
-    let mut raw = raw_open(&dir.path().join("raw.db"), &setup);
-    let raw_secs = raw_insert_groups(&mut raw, &rows, &vec![size; cmds]);
+    StoreRun {
+        setup,
+        rows,
+        cmds,
+        secs,
+    }
+}
+
+/// One timed raw run of item 1 on a fresh file: `rows` in transactions of `size`.
+fn raw_run(setup: &[RecordedEvent], rows: &[RecordedEvent], size: usize) -> f64 {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut raw = raw_open(&dir.path().join("raw.db"), setup);
+    raw_insert_groups(&mut raw, rows, &vec![size; rows.len() / size])
+}
+
+/// Item 1 at one command size, in the order store, raw, raw, store (half of `run` per store
+/// run; both raw runs insert the rows of the first store run), so a disk that speeds up or
+/// slows down during the measurement favours neither side.
+///
+/// Only one connection is open at a time on purpose: the bundled SQLite is built with
+/// `SQLITE_ENABLE_MEMORY_MANAGEMENT`, so all connections of a process share one page-cache
+/// LRU, and with the default 2 MiB cache a second open connection can make a busy one
+/// re-read most of its pages on every transaction.
+async fn sequential(size: usize, run: Duration) -> Sequential {
+    let a = store_run(size, run / 2).await;
+    let raw_a = raw_run(&a.setup, &a.rows, size);
+    let raw_b = raw_run(&a.setup, &a.rows, size);
+    let b = store_run(size, run / 2).await;
     Sequential {
         size,
-        store_events: cmds * size,
-        store_secs,
-        raw_events: rows.len(),
-        raw_secs,
+        store_events: (a.cmds + b.cmds) * size,
+        store_secs: a.secs + b.secs,
+        raw_events: 2 * a.rows.len(),
+        raw_secs: raw_a + raw_b,
     }
 }
 

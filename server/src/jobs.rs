@@ -356,6 +356,31 @@ pub async fn snapshots(
         .await
 }
 
+/// Jobs sent to an agent that went away before starting them: sent again when it says hello
+/// (the agent ignores a job id it already has).
+pub async fn redeliver(state: &AppState, host_id: &str) -> Result<(), AppError> {
+    let hid = host_id.to_string();
+    let pending = state
+        .store
+        .read(move |c| -> Result<_, AppError> {
+            Ok(projections::jobs::undelivered_for_host(c, &hid)?)
+        })
+        .await?;
+    for (job_id, kind, params) in pending {
+        let kind: JobKind = serde_json::from_value(serde_json::Value::String(kind))
+            .map_err(|e| AppError::Internal(e.to_string()))?;
+        let params: JobParams = serde_json::from_str(&params).unwrap_or_default();
+        let frame = ServerMessage::JobRun(JobRunMsg {
+            job_id,
+            kind,
+            params,
+        })
+        .to_frame(new_id(), None);
+        state.agents.send(host_id, Outgoing::Frame(frame));
+    }
+    Ok(())
+}
+
 /// After the agent first stores credentials, the repository is initialised by an ordinary
 /// `init` job (once per host; "already initialised" is a soft success).
 pub async fn auto_init(state: &AppState, host_id: &str) -> Result<(), AppError> {

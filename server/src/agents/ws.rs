@@ -256,6 +256,9 @@ async fn session(state: AppState, host_id: String, mut socket: WebSocket) {
             ServerMessage::ConfigUpdate(update).to_frame(uuid::Uuid::now_v7().to_string(), None);
         ok = sink.send(Message::Text(frame.into())).await.is_ok();
     }
+    if let Err(e) = crate::jobs::redeliver(&state, &host_id).await {
+        tracing::warn!(host_id, error = %e, "could not send undelivered jobs again");
+    }
     let shutdown = state.shutdown.clone();
     while ok {
         tokio::select! {
