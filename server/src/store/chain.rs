@@ -37,10 +37,11 @@ pub fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordedEvent> {
 
 /// Inserts one fully formed row.
 pub fn insert(conn: &Connection, e: &RecordedEvent) -> rusqlite::Result<()> {
-    conn.prepare_cached(&format!(
-        "INSERT INTO events ({COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)"
-    ))?
-    .execute(params![
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let sql = SQL.get_or_init(|| {
+        format!("INSERT INTO events ({COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)")
+    });
+    conn.prepare_cached(sql)?.execute(params![
         e.seq,
         e.event_id,
         e.stream,

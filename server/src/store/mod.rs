@@ -130,7 +130,7 @@ impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
             max_batch: 512,
-            checkpoint_every: Duration::from_secs(10),
+            checkpoint_every: Duration::from_secs(2),
             durable: true,
         }
     }
@@ -167,6 +167,28 @@ struct Inner {
     committed: broadcast::Sender<Arc<Vec<RecordedEvent>>>,
     head: Arc<Mutex<Head>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Dropping the sender stops the checkpointer.
+    checkpointer: Mutex<Option<std::sync::mpsc::Sender<()>>>,
+}
+
+/// Checkpoints the WAL every `every` on its own connection, so that a checkpoint never sits
+/// inside a commit. Stops when its sender is dropped.
+fn spawn_checkpointer(
+    path: &Path,
+    every: Duration,
+) -> Result<std::sync::mpsc::Sender<()>, StoreError> {
+    let conn = open_connection(path, true)?;
+    conn.pragma_update(None, "cache_size", -2048)?;
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    std::thread::Builder::new()
+        .name("wal-checkpoint".into())
+        .spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(every) {
+                writer::checkpoint(&conn);
+            }
+        })
+        .map_err(StoreError::Io)?;
+    Ok(tx)
 }
 
 /// Opens a connection with the pragmas every connection of the store uses.
@@ -176,6 +198,11 @@ pub(crate) fn open_connection(path: &Path, durable: bool) -> Result<Connection, 
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", if durable { "FULL" } else { "OFF" })?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // The bundled SQLite shares one page-cache LRU between all connections of the process: a
+    // generous cache keeps the writer's hot pages from being evicted by readers.
+    conn.pragma_update(None, "cache_size", -65536)?;
+    // Savepoint journals stay in memory instead of spilling to temp files.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     Ok(conn)
 }
 
@@ -194,6 +221,7 @@ impl EventStore {
         let head = Arc::new(Mutex::new(head));
         let (committed, _) = broadcast::channel(1024);
         let (sender, rx) = std::sync::mpsc::channel();
+        let checkpointer = spawn_checkpointer(path, opts.checkpoint_every)?;
         let writer = writer::spawn(conn, rx, clock, opts, committed.clone(), head.clone())?;
         Ok(EventStore {
             inner: Arc::new(Inner {
@@ -203,6 +231,7 @@ impl EventStore {
                 committed,
                 head,
                 writer: Mutex::new(Some(writer)),
+                checkpointer: Mutex::new(Some(checkpointer)),
             }),
         })
     }
@@ -247,6 +276,9 @@ impl EventStore {
 
     /// Stops accepting work, lets the writer commit everything queued, and waits for it.
     pub async fn close(&self) {
+        if let Ok(mut c) = self.inner.checkpointer.lock() {
+            c.take();
+        }
         let _ = self.inner.sender.send(writer::Msg::Close);
         let handle = self.inner.writer.lock().ok().and_then(|mut w| w.take());
         if let Some(h) = handle {

@@ -35,6 +35,7 @@ impl Readers {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         c.busy_timeout(std::time::Duration::from_secs(10))?;
+        c.pragma_update(None, "cache_size", -8192)?;
         Ok(c)
     }
 

@@ -49,6 +49,64 @@ pub fn replay_into(
     Ok((last, n))
 }
 
+/// Like [`replay_into`], reading the log on a second thread: one core reads and decodes
+/// rows while the other applies them, which is where a rebuild spends its time.
+pub fn replay_file_into(
+    target: &Connection,
+    source: &Path,
+    which: &[&'static dyn Projection],
+) -> Result<(i64, u64), StoreError> {
+    type Batch = Vec<(domain::RecordedEvent, domain::Event)>;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Batch, StoreError>>(8);
+    let source = source.to_path_buf();
+    let reader = std::thread::Builder::new()
+        .name("replay-reader".into())
+        .spawn(move || {
+            let run = || -> Result<(), StoreError> {
+                let conn = Connection::open_with_flags(
+                    &source,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+                )?;
+                conn.busy_timeout(std::time::Duration::from_secs(10))?;
+                conn.pragma_update(None, "mmap_size", 1i64 << 30)?;
+                let mut stmt = conn.prepare(&format!(
+                    "SELECT {} FROM events ORDER BY seq",
+                    chain::columns()
+                ))?;
+                let mut rows = stmt.query([])?;
+                let mut batch: Batch = Vec::with_capacity(1024);
+                while let Some(r) = rows.next()? {
+                    let e = chain::from_row(r)?;
+                    let decoded = e.decode()?;
+                    batch.push((e, decoded));
+                    if batch.len() == 1024 {
+                        let full = std::mem::replace(&mut batch, Vec::with_capacity(1024));
+                        if tx.send(Ok(full)).is_err() {
+                            return Ok(());
+                        }
+                    }
+                }
+                let _ = tx.send(Ok(batch));
+                Ok(())
+            };
+            if let Err(e) = run() {
+                let _ = tx.send(Err(e));
+            }
+        })
+        .map_err(StoreError::Io)?;
+    let mut last = 0;
+    let mut n = 0u64;
+    for batch in rx {
+        for (e, event) in batch? {
+            projections::apply_decoded(target, which, &e, &event)?;
+            last = e.seq;
+            n += 1;
+        }
+    }
+    let _ = reader.join();
+    Ok((last, n))
+}
+
 fn scratch_path(main: &Path) -> PathBuf {
     let dir = main.parent().unwrap_or(Path::new("."));
     let nanos = std::time::SystemTime::now()
@@ -85,15 +143,13 @@ fn rebuild_projections(
         let shadow = Connection::open(&scratch)?;
         shadow.pragma_update(None, "journal_mode", "OFF")?;
         shadow.pragma_update(None, "synchronous", "OFF")?;
+        shadow.pragma_update(None, "cache_size", -262144)?;
         for p in which {
             shadow.execute_batch(p.schema())?;
         }
-        let source = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-        source.busy_timeout(std::time::Duration::from_secs(10))?;
         let tx = shadow.unchecked_transaction()?;
-        let (rebuilt_seq, events) = replay_into(&tx, &source, which, None)?;
+        let (rebuilt_seq, events) = replay_file_into(&tx, path, which)?;
         tx.commit()?;
-        drop(source);
         drop(shadow);
         let replay_seconds = started.elapsed().as_secs_f64();
 

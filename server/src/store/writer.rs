@@ -1,8 +1,7 @@
 //! The single writer: group commit with one savepoint per unit of work.
 
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use domain::envelope::RecordedEvent;
 use domain::Timestamp;
@@ -269,18 +268,13 @@ fn writer_loop(
             return;
         }
     };
-    let mut last_checkpoint = Instant::now();
+    // Checkpoints run on their own connection and thread (see `mod.rs`), off the commit path.
+    if let Err(e) = conn.pragma_update(None, "wal_autocheckpoint", 0) {
+        tracing::warn!(error = %e, "could not turn off automatic checkpoints on the writer");
+    }
     let mut closing = false;
     while !closing {
-        let first = match rx.recv_timeout(opts.checkpoint_every) {
-            Ok(m) => m,
-            Err(RecvTimeoutError::Timeout) => {
-                checkpoint(&conn);
-                last_checkpoint = Instant::now();
-                continue;
-            }
-            Err(RecvTimeoutError::Disconnected) => break,
-        };
+        let Ok(first) = rx.recv() else { break };
         let mut jobs: Vec<Box<dyn Job>> = Vec::new();
         let mut next = Some(first);
         while let Some(msg) = next.take() {
@@ -298,10 +292,6 @@ fn writer_loop(
         if !jobs.is_empty() {
             commit_group(&conn, &mut head, &clock, jobs, &committed, &published);
         }
-        if last_checkpoint.elapsed() >= opts.checkpoint_every {
-            checkpoint(&conn);
-            last_checkpoint = Instant::now();
-        }
     }
     // Anything still queued after Close (or from senders racing it) gets a clear error.
     while let Ok(Msg::Job(j)) = rx.try_recv() {
@@ -310,7 +300,8 @@ fn writer_loop(
     checkpoint(&conn);
 }
 
-fn checkpoint(conn: &Connection) {
+/// A passive WAL checkpoint (never blocks writers or readers).
+pub fn checkpoint(conn: &Connection) {
     if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
         tracing::warn!(error = %e, "WAL checkpoint failed");
     }
@@ -325,11 +316,15 @@ fn commit_group(
     published: &Arc<Mutex<Head>>,
 ) {
     let mut appended: Vec<RecordedEvent> = Vec::new();
+    // A group of one needs no savepoint: if it fails, the whole transaction is rolled back.
+    let single = jobs.len() == 1;
     let result: Result<(), StoreError> = (|| {
-        conn.execute_batch("BEGIN IMMEDIATE")?;
+        conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
         let now = clock.now();
         for job in jobs.iter_mut() {
-            conn.execute_batch("SAVEPOINT unit")?;
+            if !single {
+                conn.prepare_cached("SAVEPOINT unit")?.execute([])?;
+            }
             let saved_head = head.clone();
             let saved_len = appended.len();
             let ok = {
@@ -342,18 +337,25 @@ fn commit_group(
                 job.run(&mut uow)
             };
             if ok {
-                conn.execute_batch("RELEASE unit")?;
+                if !single {
+                    conn.prepare_cached("RELEASE unit")?.execute([])?;
+                }
             } else {
-                conn.execute_batch("ROLLBACK TO unit; RELEASE unit")?;
+                if single {
+                    conn.prepare_cached("ROLLBACK")?.execute([])?;
+                    *head = saved_head;
+                    appended.clear();
+                    return Ok(());
+                }
+                conn.prepare_cached("ROLLBACK TO unit")?.execute([])?;
+                conn.prepare_cached("RELEASE unit")?.execute([])?;
                 *head = saved_head;
                 appended.truncate(saved_len);
             }
         }
-        if !appended.is_empty() {
-            conn.prepare_cached("UPDATE projection_versions SET last_seq = ?1")?
-                .execute([head.seq])?;
-        }
-        conn.execute_batch("COMMIT")?;
+        // Inline projections are always at the head of the log, so their `last_seq` is not
+        // rewritten on every commit (a page per commit); rebuilds and imports record it.
+        conn.prepare_cached("COMMIT")?.execute([])?;
         Ok(())
     })();
     match &result {
