@@ -10,11 +10,14 @@
 //! (`RM_BENCH_AGENTS`, default 2000; `RM_BENCH_SECONDS`, default 60).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{env_num, start_server, Killed, Server};
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -29,29 +32,6 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-struct Killed(Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 async fn wait_for(what: &str, secs: u64, mut f: impl AsyncFnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while Instant::now() < deadline {
@@ -61,59 +41,6 @@ async fn wait_for(what: &str, secs: u64, mut f: impl AsyncFnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("timed out waiting for {what}");
-}
-
-struct Server {
-    base: String,
-    http: reqwest::Client,
-    csrf: String,
-    proc: Killed,
-}
-
-async fn start_server(data: &Path, offline_after: u64) -> Server {
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_restic-manager"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .env("RM_DATA_DIR", data)
-        .env("RM_OFFLINE_AFTER", offline_after.to_string())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("server binary");
-    let proc = Killed(child);
-    let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    wait_for("the server", 30, async || {
-        http.get(format!("{base}/readyz")).send().await.is_ok()
-    })
-    .await;
-    let token = std::fs::read_to_string(data.join("setup-token")).unwrap();
-    let r = http
-        .post(format!("{base}/api/bootstrap"))
-        .json(&json!({"token": token.trim(), "username": "admin", "password": "benchmark password 1"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let s: Value = http
-        .get(format!("{base}/api/session"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let csrf = s["csrf_token"].as_str().unwrap().to_string();
-    Server {
-        base,
-        http,
-        csrf,
-        proc,
-    }
 }
 
 impl Server {

@@ -9,30 +9,18 @@
 //! (`RM_BENCH_TREE_MIB`, default 1024; `RM_BENCH_ROUNDS`, default 3).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{env_num, start_server, Killed, Server};
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 const PASSWORD: &str = "bench-repo-password";
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-struct Killed(Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// ~`mib` MiB of incompressible data in files of 64 KiB to 4 MiB.
 fn make_tree(dir: &Path, mib: u64) {
@@ -67,96 +55,7 @@ fn restic(repo: &Path, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-struct Server {
-    base: String,
-    http: reqwest::Client,
-    csrf: String,
-    _proc: Killed,
-}
-
-async fn start_server(data: &Path) -> Server {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_restic-manager"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .env("RM_DATA_DIR", data)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    for _ in 0..300 {
-        if http.get(format!("{base}/readyz")).send().await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let token = std::fs::read_to_string(data.join("setup-token")).unwrap();
-    let r = http
-        .post(format!("{base}/api/bootstrap"))
-        .json(&json!({"token": token.trim(), "username": "admin", "password": "benchmark password 1"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let s: Value = http
-        .get(format!("{base}/api/session"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    Server {
-        base,
-        http,
-        csrf: s["csrf_token"].as_str().unwrap().into(),
-        _proc: Killed(child),
-    }
-}
-
 impl Server {
-    async fn get(&self, path: &str) -> Value {
-        self.http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-    async fn post(&self, path: &str, body: Value) -> Value {
-        self.http
-            .post(format!("{}{path}", self.base))
-            .header("x-csrf-token", &self.csrf)
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap_or(Value::Null)
-    }
-    async fn put(&self, path: &str, body: Value) -> u16 {
-        self.http
-            .put(format!("{}{path}", self.base))
-            .header("x-csrf-token", &self.csrf)
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
-    }
     async fn wait_job(&self, id: &str) -> Value {
         loop {
             let j = self.get(&format!("/api/jobs/{id}")).await;
@@ -182,7 +81,7 @@ async fn wall_time(mib: u64, rounds: u64) {
         agent_bin.exists(),
         "build the release binaries first: cargo build --release --bins"
     );
-    let server = start_server(&work.path().join("data")).await;
+    let server = start_server(&work.path().join("data"), 90).await;
     let first_repo = work.path().join("repo-agent-0");
     let minted = server
         .post("/api/enrollment-tokens", json!({"hostname": "bench", "repo_url": first_repo.display().to_string(), "repo_password": PASSWORD}))
@@ -343,7 +242,7 @@ async fn wall_time(mib: u64, rounds: u64) {
 
 async fn progress_latency() {
     let work = tempfile::tempdir().unwrap();
-    let server = start_server(&work.path().join("data")).await;
+    let server = start_server(&work.path().join("data"), 90).await;
     let minted = server
         .post(
             "/api/enrollment-tokens",
