@@ -138,14 +138,6 @@ impl Registry {
             .map(|e| e.last_seen.elapsed().as_secs())
     }
 
-    /// Number of live sockets.
-    pub fn connected_count(&self) -> usize {
-        self.entries
-            .lock()
-            .map(|m| m.values().filter(|e| e.tx.is_some()).count())
-            .unwrap_or(0)
-    }
-
     fn sender(&self, host_id: &str) -> Option<mpsc::Sender<Outgoing>> {
         self.entries.lock().ok()?.get(host_id)?.tx.clone()
     }
