@@ -11,7 +11,7 @@ use crate::helpers::{client, wait_until, Agent, TestApp};
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn raw_socket(
+pub(crate) async fn raw_socket(
     app: &TestApp,
     bearer: &str,
 ) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
@@ -25,7 +25,7 @@ async fn raw_socket(
         .map(|(ws, _)| ws)
 }
 
-async fn next_json(ws: &mut Ws) -> Value {
+pub(crate) async fn next_json(ws: &mut Ws) -> Value {
     loop {
         match tokio::time::timeout(std::time::Duration::from_secs(10), ws.next()).await {
             Ok(Some(Ok(Message::Text(t)))) => return serde_json::from_str(&t).unwrap(),
@@ -37,18 +37,18 @@ async fn next_json(ws: &mut Ws) -> Value {
     }
 }
 
-fn frame(v: u32, msg_type: &str, payload: Value) -> Message {
+pub(crate) fn frame(v: u32, msg_type: &str, payload: Value) -> Message {
     Message::text(
         json!({"v": v, "id": uuid::Uuid::now_v7().to_string(), "type": msg_type, "payload": payload}).to_string(),
     )
 }
 
-fn hello_payload() -> Value {
+pub(crate) fn hello_payload() -> Value {
     json!({"agent_version": "test", "hostname": "raw", "os": "linux", "arch": "x86_64", "restic_version": ""})
 }
 
 /// Enrols through the API (no agent process) and returns (host_id, bearer).
-async fn enrol_raw(app: &TestApp, hostname: &str) -> (String, String) {
+pub(crate) async fn enrol_raw(app: &TestApp, hostname: &str) -> (String, String) {
     let token = app.mint(hostname, "raw-password-123").await["token"]
         .as_str()
         .unwrap()

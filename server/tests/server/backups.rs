@@ -606,3 +606,72 @@ async fn an_agent_killed_mid_backup_loses_the_job_and_its_late_result_is_recorde
     assert_eq!(finished.len(), 1, "{finished:?}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_stuck_browser_never_slows_the_agent() {
+    use crate::agents::{enrol_raw, frame, hello_payload, next_json, raw_socket};
+    use futures::SinkExt;
+    let app = TestApp::spawn().await;
+    app.bootstrap().await;
+    let (host_id, bearer) = enrol_raw(&app, "sim-1").await;
+    let mut agent = raw_socket(&app, &bearer).await.unwrap();
+    agent
+        .send(frame(1, "hello", hello_payload()))
+        .await
+        .unwrap();
+    assert_eq!(next_json(&mut agent).await["type"], "hello.ok");
+    let job = start_backup(&app, &host_id, json!({"kind": "backup", "paths": ["/sim"]})).await;
+
+    // A browser that subscribes and then never reads.
+    let session = session_cookie(&app).await;
+    let mut req = format!("ws://{}/api/jobs/{job}/stream", app.addr)
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("cookie", format!("rm_session={session}").parse().unwrap());
+    let (_stuck, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+
+    agent
+        .send(frame(1, "job.started", json!({"job_id": job})))
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    // ~5 MiB of log text for the browser: far more than its socket buffers hold.
+    let pad = "x".repeat(8000);
+    for i in 0..3000u64 {
+        let progress = json!({"job_id": job, "progress": {"percent": 1.0, "bytes_done": i, "total_bytes": 3000, "files_done": i, "total_files": 3000}});
+        agent
+            .send(frame(1, "job.progress", progress))
+            .await
+            .unwrap();
+        if i % 5 == 0 {
+            let lines = json!({"job_id": job, "lines": [{"at": "2026-01-01T00:00:00Z", "stream": "stdout", "text": pad}]});
+            agent.send(frame(1, "job.log", lines)).await.unwrap();
+        }
+    }
+    let id = uuid::Uuid::now_v7().to_string();
+    let finished = json!({"v": 1, "id": id, "type": "job.finished", "payload": {"job_id": job, "status": "succeeded"}});
+    agent
+        .send(Message::text(finished.to_string()))
+        .await
+        .unwrap();
+    // The agent's messages are all read and the result acknowledged, however full the
+    // browser's socket is.
+    loop {
+        let f = next_json(&mut agent).await;
+        if f["type"] == "ack" && f["re"] == id.as_str() {
+            break;
+        }
+        assert!(!f.is_null(), "the agent's socket closed");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
+    let done = wait_job(&app, &job, 10, &["succeeded"]).await;
+    assert_eq!(done["status"], "succeeded");
+    let (_, logs) = app.get_json(&format!("/api/jobs/{job}/logs")).await;
+    assert_eq!(logs["lines"].as_array().unwrap().len(), 600);
+    app.stop().await;
+}
