@@ -111,7 +111,7 @@ pub async fn bootstrap(
                     Actor::User(user_id.clone()),
                     events,
                 )
-                .expect(ExpectedVersion::NoStream),
+                .expecting(ExpectedVersion::NoStream),
             )?;
             auth::insert_session(uow.conn(), &st, &session_id, &user_id, now)?;
             projections::users::get(uow.conn(), &user_id)?
@@ -284,7 +284,7 @@ pub async fn create_user(
             )?;
             uow.append(
                 AppendRequest::new(format!("user-{user_id}"), Actor::User(admin), events)
-                    .expect(ExpectedVersion::NoStream),
+                    .expecting(ExpectedVersion::NoStream),
             )?;
             projections::users::get(uow.conn(), &user_id)?
                 .ok_or_else(|| AppError::Internal("user missing after create".into()))

@@ -159,7 +159,7 @@ pub async fn mint_token(
                     }
                     .into()],
                 )
-                .expect(ExpectedVersion::NoStream),
+                .expecting(ExpectedVersion::NoStream),
             )?;
             Ok(expires_at)
         })
@@ -246,7 +246,7 @@ pub async fn enroll(
             )?;
             uow.append(
                 AppendRequest::new(format!("host-{hid}"), Actor::Agent(hid.clone()), events)
-                    .expect(ExpectedVersion::NoStream),
+                    .expecting(ExpectedVersion::NoStream),
             )?;
             Ok(())
         })

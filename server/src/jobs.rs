@@ -130,7 +130,7 @@ pub async fn create(
                         .into(),
                     ],
                 )
-                .expect(ExpectedVersion::NoStream),
+                .expecting(ExpectedVersion::NoStream),
             )?;
             Ok(())
         })

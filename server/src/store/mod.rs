@@ -81,7 +81,7 @@ impl AppendRequest {
     }
 
     /// Sets the expected version.
-    pub fn expect(mut self, v: ExpectedVersion) -> Self {
+    pub fn expecting(mut self, v: ExpectedVersion) -> Self {
         self.expected = v;
         self
     }

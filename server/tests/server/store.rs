@@ -44,7 +44,7 @@ async fn expected_versions_and_typed_conflicts() {
     let r = s
         .append(
             AppendRequest::new("user-a", actor(), vec![created("a", "alice")])
-                .expect(ExpectedVersion::NoStream),
+                .expecting(ExpectedVersion::NoStream),
         )
         .await
         .unwrap();
@@ -53,7 +53,7 @@ async fn expected_versions_and_typed_conflicts() {
     let again = s
         .append(
             AppendRequest::new("user-a", actor(), vec![logged_in("a", 1)])
-                .expect(ExpectedVersion::NoStream),
+                .expecting(ExpectedVersion::NoStream),
         )
         .await;
     match again {
@@ -66,7 +66,7 @@ async fn expected_versions_and_typed_conflicts() {
     let stale = s
         .append(
             AppendRequest::new("user-a", actor(), vec![logged_in("a", 1)])
-                .expect(ExpectedVersion::Exact(0)),
+                .expecting(ExpectedVersion::Exact(0)),
         )
         .await;
     assert!(matches!(stale, Err(StoreError::Conflict { .. })));
@@ -77,7 +77,7 @@ async fn expected_versions_and_typed_conflicts() {
                 actor(),
                 vec![logged_in("a", 1), logged_in("a", 2)],
             )
-            .expect(ExpectedVersion::Exact(1)),
+            .expecting(ExpectedVersion::Exact(1)),
         )
         .await
         .unwrap();
