@@ -178,7 +178,7 @@ async fn concurrent_writers_share_commits_and_one_conflict_rejects_only_itself()
                     actor(),
                     vec![logged_in("x", i)],
                 )
-                .expect(expected),
+                .expecting(expected),
             )
             .await
         }));
