@@ -179,3 +179,132 @@ proptest! {
         })?;
     }
 }
+
+/// One logged-in server state shared by the authenticated cases (argon2 per case would be
+/// slow): its runtime, data dir, session cookie and CSRF token.
+struct Shared {
+    _rt: tokio::runtime::Runtime,
+    _dir: tempfile::TempDir,
+    state: server::http::AppState,
+    cookie: String,
+    csrf: String,
+}
+
+fn shared() -> &'static Shared {
+    static S: std::sync::OnceLock<Shared> = std::sync::OnceLock::new();
+    S.get_or_init(|| {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::for_data_dir(dir.path());
+        let (state, token) = rt.block_on(async {
+            let state = server::build_state(config, Arc::new(SystemClock))
+                .await
+                .unwrap();
+            let setup = std::fs::read_to_string(dir.path().join("setup-token")).unwrap();
+            let opened = server::accounts::bootstrap(
+                &state,
+                setup.trim(),
+                "admin",
+                "correct horse battery staple",
+                None,
+            )
+            .await
+            .unwrap();
+            (state, opened.token)
+        });
+        let csrf = state.csrf.token_for(&token);
+        Shared {
+            _rt: rt,
+            _dir: dir,
+            state,
+            cookie: format!("rm_session={token}"),
+            csrf,
+        }
+    })
+}
+
+fn authed_routes() -> impl Strategy<Value = (&'static str, &'static str)> {
+    prop_oneof![
+        Just(("POST", "/api/enrollment-tokens")),
+        Just(("POST", "/api/agents/enroll")),
+        Just(("PUT", "/api/hosts/h1/repo-credentials")),
+        Just(("GET", "/api/hosts/h1/repo-credentials")),
+        Just(("POST", "/api/hosts/h1/jobs")),
+        Just(("GET", "/api/hosts/h1/jobs")),
+        Just(("POST", "/api/jobs/j1/cancel")),
+        Just(("GET", "/api/jobs/j1/logs")),
+        Just(("DELETE", "/api/hosts/h1")),
+        Just(("POST", "/api/users")),
+        Just(("GET", "/api/audit")),
+        Just(("GET", "/install/agent.sh")),
+        Just(("GET", "/agent/binary/linux/x86_64")),
+    ]
+}
+
+fn authed_bodies() -> impl Strategy<Value = Vec<u8>> {
+    let s = || ".{0,30}";
+    prop_oneof![
+        proptest::collection::vec(any::<u8>(), 0..200),
+        (s(), s(), s()).prop_map(|(h, u, p)| {
+            json!({"hostname": h, "repo_url": u, "repo_password": p})
+                .to_string()
+                .into_bytes()
+        }),
+        (s(), s(), s(), any::<i64>()).prop_map(|(k, p, t, n)| {
+            json!({"kind": k, "paths": [p], "tags": [t], "limit_upload_kbps": n})
+                .to_string()
+                .into_bytes()
+        }),
+        (s(), s()).prop_map(|(u, n)| json!({"repo_url": u, "repo_username": n})
+            .to_string()
+            .into_bytes()),
+        (s(), s(), s()).prop_map(|(t, h, o)| json!({"token": t, "hostname": h, "os": o})
+            .to_string()
+            .into_bytes()),
+        Just(b"{\"kind\":\"backup\",\"paths\":[]}".to_vec()),
+        Just(b"null".to_vec()),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, .. ProptestConfig::default() })]
+
+    /// The same, logged in with a valid CSRF token, against the endpoints behind a session.
+    #[test]
+    fn authenticated_decoders_never_fail_the_server(
+        route in authed_routes(),
+        query in "[a-z=&%0-9:._-]{0,40}",
+        json_ct in any::<bool>(),
+        body in authed_bodies(),
+    ) {
+        let shared = shared();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async move {
+            let app = server::http::router(shared.state.clone());
+            let (method, path) = route;
+            let uri = if query.is_empty() { path.to_string() } else { format!("{path}?{query}") };
+            let mut req = Request::builder()
+                .method(method)
+                .uri(&uri)
+                .header("cookie", &shared.cookie)
+                .header("x-csrf-token", &shared.csrf);
+            if json_ct {
+                req = req.header("content-type", "application/json");
+            }
+            let Ok(req) = req.body(Body::from(body)) else { return Ok(()) };
+            let resp = app.oneshot(req).await.unwrap();
+            let status = resp.status();
+            let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+            prop_assert!(!status.is_server_error(), "{method} {uri} -> {status}: {}", String::from_utf8_lossy(&bytes));
+            if path.starts_with("/api") && !status.is_success() {
+                let v: Value = serde_json::from_slice(&bytes).map_err(|e| TestCaseError::fail(format!("{e}: {}", String::from_utf8_lossy(&bytes))))?;
+                prop_assert!(v["error"]["code"].is_string(), "{v}");
+            }
+            Ok(())
+        })?;
+    }
+}
