@@ -6,10 +6,14 @@
 
 use maud::{html, Markup, DOCTYPE};
 
+pub mod fleet;
 pub mod pages;
 
 /// The one stylesheet, light and dark.
 pub const STYLESHEET: &str = include_str!("../static/style.css");
+
+/// The script of the job page (the only live part).
+pub const JOB_JS: &str = include_str!("../static/job.js");
 
 /// What the navigation bar needs to know about the viewer.
 #[derive(Debug, Clone, Default)]

@@ -1,4 +1,4 @@
-//! Pages: login/setup and the (for now) minimal dashboard.
+//! The login page, with the first-run setup form while no administrator exists.
 
 use maud::{html, Markup};
 
@@ -66,40 +66,6 @@ pub fn login(p: &LoginPage) -> Markup {
                         (field("Password", "password", "password", "", p.err("password"), None, "current-password"))
                         button.primary type="submit" { "Log in" }
                     }
-                }
-            }
-        },
-    )
-}
-
-/// What the dashboard shows for now.
-#[derive(Debug, Clone, Default)]
-pub struct HomePage {
-    /// Seq of the chain head.
-    pub head_seq: i64,
-    /// Hash of the chain head.
-    pub head_hash: String,
-    /// Number of user accounts.
-    pub users: usize,
-}
-
-/// `/`: the dashboard. Hosts arrive with the agents issue; until then it shows the log.
-pub fn home(viewer: &Viewer, p: &HomePage) -> Markup {
-    layout(
-        "Dashboard",
-        viewer,
-        html! {
-            h1 { "Dashboard" }
-            section.card {
-                h2 { "Fleet" }
-                p { "No hosts are enrolled yet." }
-            }
-            section.card {
-                h2 { "Event log" }
-                dl.kv {
-                    dt { "Events" } dd { (p.head_seq) }
-                    dt { "Chain head" } dd { code.hash { (p.head_hash) } }
-                    dt { "Users" } dd { (p.users) }
                 }
             }
         },

@@ -10,7 +10,7 @@ use domain::validation::Password;
 use domain::DomainError;
 use maud::Markup;
 use serde::Deserialize;
-use web::pages::{HomePage, LoginPage};
+use web::pages::LoginPage;
 use web::Viewer;
 
 use super::api::{clear_session_cookie, session_cookie};
@@ -50,6 +50,56 @@ pub async fn stylesheet() -> Response {
         .into_response()
 }
 
+/// The job page's script.
+pub async fn job_script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        web::JOB_JS,
+    )
+        .into_response()
+}
+
+/// `/jobs/{id}`.
+pub async fn job_page(
+    State(state): State<AppState>,
+    MaybeUser(me): MaybeUser,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Response, AppError> {
+    let Some(me) = me else {
+        return Ok(Redirect::to("/login").into_response());
+    };
+    let v = viewer(&state, &me);
+    let found = state
+        .store
+        .read(move |c| -> Result<_, AppError> {
+            let Some(job) = projections::jobs::get(c, &id)? else {
+                return Ok(None);
+            };
+            let hostname = projections::hosts::get(c, &job.host_id)?
+                .map(|h| h.hostname)
+                .unwrap_or_else(|| "a deleted host".into());
+            let lines = projections::jobs::logs(c, &id, 0)?;
+            Ok(Some((job, hostname, lines)))
+        })
+        .await?;
+    let Some((job, hostname, lines)) = found else {
+        return Ok(html(
+            StatusCode::NOT_FOUND,
+            web::error_page(&v, 404, "No such job", "There is no job with this id."),
+        ));
+    };
+    let page = web::fleet::JobPage {
+        job: &job,
+        hostname: &hostname,
+        lines: &lines,
+        now: state.clock.now(),
+    };
+    Ok(html(StatusCode::OK, web::fleet::job_page(&v, &page)))
+}
+
 /// HTML 404.
 pub async fn not_found(State(state): State<AppState>, MaybeUser(me): MaybeUser) -> Response {
     let v = me.map(|m| viewer(&state, &m)).unwrap_or_default();
@@ -68,19 +118,66 @@ pub async fn home(
         return Ok(Redirect::to("/login").into_response());
     };
     let head = crate::store::EventLog::head(&state.store);
-    let users = state
+    let (summary, hosts) = state
         .store
-        .read(|c| -> Result<_, AppError> { Ok(projections::users::list(c)?.len()) })
+        .read(|c| -> Result<_, AppError> {
+            Ok((
+                projections::hosts::summary(c)?,
+                projections::hosts::list(c)?,
+            ))
+        })
         .await?;
-    let page = HomePage {
-        head_seq: head.seq,
-        head_hash: head.hash,
-        users,
+    let page = web::fleet::Dashboard {
+        summary: &summary,
+        hosts: &hosts,
+        now: state.clock.now(),
+        head: (head.seq, head.hash),
     };
     Ok(html(
         StatusCode::OK,
-        web::pages::home(&viewer(&state, &me), &page),
+        web::fleet::dashboard(&viewer(&state, &me), &page),
     ))
+}
+
+/// `/hosts/{id}`: the host's page.
+pub async fn host_page(
+    State(state): State<AppState>,
+    MaybeUser(me): MaybeUser,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Response, AppError> {
+    let Some(me) = me else {
+        return Ok(Redirect::to("/login").into_response());
+    };
+    let v = viewer(&state, &me);
+    let found = state
+        .store
+        .read(move |c| -> Result<_, AppError> {
+            let Some(host) = projections::hosts::get(c, &id)? else {
+                return Ok(None);
+            };
+            let snapshots = projections::jobs::snapshots(c, &id)?;
+            let jobs = projections::jobs::list_for_host(c, &id, 50)?;
+            Ok(Some((host, snapshots, jobs)))
+        })
+        .await?;
+    let Some((host, snapshots, jobs)) = found else {
+        return Ok(html(
+            StatusCode::NOT_FOUND,
+            web::error_page(
+                &v,
+                404,
+                "No such host",
+                "This host does not exist, or it was deleted.",
+            ),
+        ));
+    };
+    let page = web::fleet::HostPage {
+        host: &host,
+        snapshots: &snapshots,
+        jobs: &jobs,
+        now: state.clock.now(),
+    };
+    Ok(html(StatusCode::OK, web::fleet::host_page(&v, &page)))
 }
 
 async fn setup_needed(state: &AppState) -> Result<bool, AppError> {

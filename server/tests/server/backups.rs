@@ -200,6 +200,43 @@ async fn backups_are_listed_with_restics_own_ids_and_counts() {
     assert!(frames.iter().any(|f| f["type"] == "log"));
     assert_eq!(frames.last().unwrap()["type"], "finished");
     assert_eq!(frames.last().unwrap()["job"]["status"], "succeeded");
+
+    // The same story on the pages: dashboard row → host page → job page.
+    let page = |path: String| {
+        let c = app.client.clone();
+        let url = app.url(&path);
+        async move {
+            let r = c.get(url).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let (s, dash) = page("/".into()).await;
+    assert_eq!(s, 200);
+    let doc = scraper::Html::parse_document(&dash);
+    let row = scraper::Selector::parse("tr.row-link a.row-anchor").unwrap();
+    let hrefs: Vec<&str> = doc
+        .select(&row)
+        .filter_map(|a| a.value().attr("href"))
+        .collect();
+    assert_eq!(hrefs, [format!("/hosts/{host_id}")]);
+    let (s, host_html) = page(format!("/hosts/{host_id}")).await;
+    assert_eq!(s, 200);
+    assert!(host_html.contains(&short), "the snapshot is listed");
+    assert!(
+        host_html.contains(&format!("/jobs/{job2}")),
+        "job rows link to their pages"
+    );
+    let (s, job_html) = page(format!("/jobs/{job}")).await;
+    assert_eq!(s, 200);
+    assert!(job_html.contains("succeeded"));
+    assert!(job_html.contains("files new"), "the summary is shown");
+    assert!(
+        job_html.contains("data-live=\"0\""),
+        "a finished job is not followed"
+    );
+    assert_eq!(page("/hosts/nope".into()).await.0, 404);
+    assert_eq!(page("/jobs/nope".into()).await.0, 404);
+    assert_eq!(page("/static/job.js".into()).await.0, 200);
     app.stop().await;
 }
 

@@ -1,0 +1,378 @@
+//! The fleet pages: the dashboard and a host's page. They show read models only; the
+//! server hands in the current time so that "5 min ago" needs no clock here.
+
+use domain::Timestamp;
+use maud::{html, Markup};
+use projections::hosts::{FleetSummary, Host};
+use projections::jobs::{Job, SnapshotView};
+
+use crate::{layout, Viewer};
+
+/// Bytes in binary units: `0 B`, `12.3 KiB`, `1.5 GiB`.
+pub fn bytes(n: i64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n.max(0) as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < units.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{} B", n.max(0))
+    } else {
+        format!("{v:.1} {}", units[i])
+    }
+}
+
+/// "just now", "5 min ago", "3 h ago", "2 days ago"; the time itself when unparsable.
+pub fn ago(now: Timestamp, at: &str) -> String {
+    let Ok(t) = at.parse::<Timestamp>() else {
+        return at.to_string();
+    };
+    let secs = (now.unix_micros() - t.unix_micros()) / 1_000_000;
+    match secs {
+        s if s < 45 => "just now".into(),
+        s if s < 3600 => format!("{} min ago", (s + 30) / 60),
+        s if s < 86_400 => format!("{} h ago", (s + 1800) / 3600),
+        s => format!("{} days ago", (s + 43_200) / 86_400),
+    }
+}
+
+fn status_dot(status: &str) -> Markup {
+    html! { span.dot.(status) role="img" aria-label=(status) title=(status) {} }
+}
+
+fn outcome(status: &str) -> Markup {
+    let class = match status {
+        "succeeded" => "good",
+        "succeeded_with_warnings" => "warn",
+        "failed" | "lost" => "bad",
+        _ => "muted",
+    };
+    html! { span.badge.(class) { (status.replace('_', " ")) } }
+}
+
+/// What the dashboard shows.
+pub struct Dashboard<'a> {
+    /// Totals.
+    pub summary: &'a FleetSummary,
+    /// Hosts by name.
+    pub hosts: &'a [Host],
+    /// Now, for relative times.
+    pub now: Timestamp,
+    /// Chain head (seq, hash), shown so it can be noted down outside the database.
+    pub head: (i64, String),
+}
+
+/// `/`: fleet tiles and the host table. Each row links to its host; the link covers the row.
+pub fn dashboard(viewer: &Viewer, d: &Dashboard<'_>) -> Markup {
+    let s = d.summary;
+    layout(
+        "Dashboard",
+        viewer,
+        html! {
+            div.page-head {
+                h1 { "Fleet" }
+                a.button.primary href="/hosts/new" { "Add host" }
+            }
+            section.tiles aria-label="Fleet summary" {
+                div.tile { span.num { (s.hosts) } span.label { "hosts" } }
+                div.tile { span.num { (s.online) } span.label { "online" } }
+                div.tile.bad[s.failing > 0] { span.num { (s.failing) } span.label { "failing" } }
+                div.tile { span.num { (s.snapshots) } span.label { "snapshots" } }
+                div.tile { span.num { (bytes(s.repo_size_bytes)) } span.label { "in repositories" } }
+            }
+            @if d.hosts.is_empty() {
+                section.card.empty {
+                    h2 { "No hosts yet" }
+                    p { "Add a host: you get a one-line install command to run on it. The agent dials out to this server, so the host needs no open port." }
+                    p { a.button.primary href="/hosts/new" { "Add your first host" } }
+                }
+            } @else {
+                table.hosts {
+                    thead { tr {
+                        th scope="col" { "Host" } th scope="col" { "OS" } th scope="col" { "Last backup" }
+                        th scope="col" { "Repository" } th scope="col" { "Snapshots" } th scope="col" { "Alerts" } th scope="col" { "Tags" }
+                    } }
+                    tbody {
+                        @for h in d.hosts {
+                            tr.row-link.(h.status) {
+                                td {
+                                    (status_dot(&h.status))
+                                    a.row-anchor href={ "/hosts/" (h.id) } { (h.hostname) }
+                                }
+                                td { (h.os) "/" (h.arch) }
+                                td {
+                                    @match &h.last_backup {
+                                        Some(b) => { (ago(d.now, &b.at)) " " (outcome(&b.status)) }
+                                        None => span.muted { "never" },
+                                    }
+                                }
+                                td { (bytes(h.repo_size_bytes)) }
+                                td { (h.snapshot_count) }
+                                td { (h.open_alerts) }
+                                td { @for t in &h.tags { span.tag { (t) } " " } }
+                            }
+                        }
+                    }
+                }
+            }
+            p.muted.small { "Event log head: " code.hash { (d.head.0) ":" (d.head.1) } }
+        },
+    )
+}
+
+/// What a host's page shows.
+pub struct HostPage<'a> {
+    /// The host.
+    pub host: &'a Host,
+    /// Its snapshots, newest first.
+    pub snapshots: &'a [SnapshotView],
+    /// Its jobs, newest first.
+    pub jobs: &'a [Job],
+    /// Now.
+    pub now: Timestamp,
+}
+
+/// `/hosts/{id}`: header, vitals, snapshots and jobs.
+pub fn host_page(viewer: &Viewer, p: &HostPage<'_>) -> Markup {
+    let h = p.host;
+    layout(
+        &h.hostname,
+        viewer,
+        html! {
+            header.host-head {
+                h1 { (status_dot(&h.status)) " " code { (h.hostname) } }
+                p.muted {
+                    (h.status) " · " (h.os) "/" (h.arch) " · agent " (h.agent_version)
+                    " · restic " (if h.restic_version.is_empty() { "not found" } else { &h.restic_version })
+                    @if let Some(seen) = &h.last_seen_at { " · seen " (ago(p.now, seen)) }
+                }
+                @for t in &h.tags { span.tag { (t) } " " }
+            }
+            section.tiles aria-label="Vitals" {
+                div.tile {
+                    span.num { @match &h.last_backup { Some(b) => (ago(p.now, &b.at)), None => "never" } }
+                    span.label { "last backup" @if let Some(b) = &h.last_backup { " " (outcome(&b.status)) } }
+                }
+                div.tile { span.num { (bytes(h.repo_size_bytes)) } span.label { "repository" } }
+                div.tile { span.num { (h.snapshot_count) } span.label { "snapshots" } }
+                div.tile { span.num { (h.open_alerts) } span.label { "open alerts" } }
+            }
+            section.card {
+                h2 #snapshots { "Snapshots" }
+                @if p.snapshots.is_empty() {
+                    p.muted { "No snapshots yet." }
+                } @else {
+                    table {
+                        thead { tr { th scope="col" { "ID" } th scope="col" { "Time" } th scope="col" { "Paths" } th scope="col" { "Tags" } } }
+                        tbody {
+                            @for s in p.snapshots {
+                                tr { td { code { (s.short_id) } } td { (s.time) } td { (s.paths.join(", ")) } td { (s.tags.join(", ")) } }
+                            }
+                        }
+                    }
+                }
+            }
+            section.card {
+                h2 #jobs { "Jobs" }
+                @if p.jobs.is_empty() {
+                    p.muted { "No jobs yet." }
+                } @else {
+                    table {
+                        thead { tr { th scope="col" { "Kind" } th scope="col" { "Status" } th scope="col" { "Queued" } th scope="col" { "Result" } } }
+                        tbody {
+                            @for j in p.jobs {
+                                tr.row-link {
+                                    td { a.row-anchor href={ "/jobs/" (j.id) } { (j.kind) } }
+                                    td { (outcome(&j.status)) }
+                                    td { (ago(p.now, &j.queued_at)) }
+                                    td {
+                                        @if let Some(e) = &j.error { span.error { (e) } }
+                                        @else if let Some(s) = &j.snapshot_id { "snapshot " code { (s) } }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// What a job's page shows.
+pub struct JobPage<'a> {
+    /// The job.
+    pub job: &'a Job,
+    /// Its host's name.
+    pub hostname: &'a str,
+    /// The stored log.
+    pub lines: &'a [projections::jobs::StoredLine],
+    /// Now.
+    pub now: Timestamp,
+}
+
+/// `/jobs/{id}`: status, progress, the log. While the job runs, `job.js` follows
+/// `/api/jobs/{id}/stream` and appends to the log until the operator scrolls up.
+pub fn job_page(viewer: &Viewer, p: &JobPage<'_>) -> Markup {
+    let j = p.job;
+    let running = matches!(j.status.as_str(), "queued" | "dispatched" | "running");
+    let percent = j
+        .progress
+        .as_ref()
+        .and_then(|v| v.get("percent"))
+        .and_then(|v| v.as_f64())
+        .unwrap_or(if running { 0.0 } else { 100.0 });
+    layout(
+        &format!("{} on {}", j.kind, p.hostname),
+        viewer,
+        html! {
+            header.host-head {
+                h1 { (j.kind) " on " a href={ "/hosts/" (j.host_id) } { code { (p.hostname) } } }
+                p {
+                    span #job-status { (outcome(&j.status)) }
+                    " queued " (ago(p.now, &j.queued_at))
+                    @if let Some(f) = &j.finished_at { " · finished " (ago(p.now, f)) }
+                }
+                @if let Some(e) = &j.error { p.error.banner role="alert" { (e) } }
+            }
+            div.progress role="progressbar" aria-valuemin="0" aria-valuemax="100" aria-valuenow=(format!("{percent:.0}")) {
+                div #job-bar style=(format!("width: {percent:.1}%")) {}
+            }
+            p #job-progress.muted {
+                @if let Some(pr) = &j.progress {
+                    (format!("{:.1}", pr.get("percent").and_then(|v| v.as_f64()).unwrap_or(0.0))) "% · "
+                    (bytes(pr.get("bytes_done").and_then(|v| v.as_i64()).unwrap_or(0))) " of "
+                    (bytes(pr.get("total_bytes").and_then(|v| v.as_i64()).unwrap_or(0))) " · "
+                    (pr.get("files_done").and_then(|v| v.as_i64()).unwrap_or(0)) " of "
+                    (pr.get("total_files").and_then(|v| v.as_i64()).unwrap_or(0)) " files"
+                }
+            }
+            @if let Some(stats) = &j.stats {
+                section.card {
+                    h2 { "Summary" }
+                    dl.kv {
+                        @for k in ["files_new", "files_changed", "files_unmodified", "data_added", "total_duration", "snapshot_id"] {
+                            @if let Some(v) = stats.get(k) { dt { (k.replace('_', " ")) } dd { (v.to_string().trim_matches('"')) } }
+                        }
+                    }
+                }
+            }
+            @if !j.warnings.is_empty() {
+                section.card { h2 { "Warnings" } ul { @for w in &j.warnings { li { (w) } } } }
+            }
+            section.card {
+                h2 { "Log" }
+                pre #job-log.log data-job=(j.id) data-live=(if running { "1" } else { "0" }) data-lines=(p.lines.len()) {
+                    @for l in p.lines { span.(l.stream) { (l.text) "\n" } }
+                }
+            }
+            script src="/static/job.js" defer {}
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use scraper::{Html, Selector};
+
+    fn sel(s: &str) -> Selector {
+        Selector::parse(s).unwrap()
+    }
+
+    fn host(id: &str, name: &str) -> Host {
+        Host {
+            id: id.into(),
+            hostname: name.into(),
+            status: "online".into(),
+            os: "linux".into(),
+            arch: "x86_64".into(),
+            agent_version: "0.1.0".into(),
+            restic_version: "0.14.0".into(),
+            last_seen_at: None,
+            last_backup: Some(projections::hosts::LastBackup {
+                at: "2026-11-28T10:00:00.000000Z".into(),
+                status: "failed".into(),
+            }),
+            snapshot_count: 3,
+            repo_size_bytes: 5 * 1024 * 1024,
+            open_alerts: 0,
+            tags: vec!["db".into()],
+            enrolled_at: "2026-11-01T00:00:00.000000Z".into(),
+            credentials_version: 1,
+            applied_credentials_version: 1,
+        }
+    }
+
+    #[test]
+    fn formats_sizes_and_ages() {
+        assert_eq!(bytes(0), "0 B");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(bytes(3 * 1024 * 1024 * 1024), "3.0 GiB");
+        let now: Timestamp = "2026-11-28T12:00:00Z".parse().unwrap();
+        assert_eq!(ago(now, "2026-11-28T11:59:50Z"), "just now");
+        assert_eq!(ago(now, "2026-11-28T11:55:00Z"), "5 min ago");
+        assert_eq!(ago(now, "2026-11-28T09:00:00Z"), "3 h ago");
+        assert_eq!(ago(now, "2026-11-26T12:00:00Z"), "2 days ago");
+        assert_eq!(ago(now, "whenever"), "whenever");
+    }
+
+    #[test]
+    fn dashboard_rows_link_to_hosts_and_escape_names() {
+        let hosts = vec![host("h1", "web-1"), host("h2", "<b>x</b>")];
+        let summary = FleetSummary {
+            hosts: 2,
+            online: 2,
+            offline: 0,
+            failing: 2,
+            snapshots: 6,
+            repo_size_bytes: 10 << 20,
+        };
+        let page = dashboard(
+            &Viewer {
+                username: Some("admin".into()),
+                role: Some("admin".into()),
+                csrf_token: Some("t".into()),
+            },
+            &Dashboard {
+                summary: &summary,
+                hosts: &hosts,
+                now: "2026-11-28T12:00:00Z".parse().unwrap(),
+                head: (9, "ab".into()),
+            },
+        )
+        .into_string();
+        let doc = Html::parse_document(&page);
+        let links: Vec<_> = doc
+            .select(&sel("tr.row-link a.row-anchor"))
+            .map(|a| a.value().attr("href").unwrap().to_string())
+            .collect();
+        assert_eq!(links, ["/hosts/h1", "/hosts/h2"]);
+        assert!(!page.contains("<b>x</b>"));
+        assert!(page.contains("2 h ago") || page.contains("h ago"));
+        assert_eq!(
+            doc.select(&sel(".tile.bad")).count(),
+            1,
+            "failing hosts are flagged"
+        );
+        assert!(page.contains("10.0 MiB"));
+    }
+
+    #[test]
+    fn empty_dashboard_points_to_adding_a_host() {
+        let page = dashboard(
+            &Viewer::default(),
+            &Dashboard {
+                summary: &FleetSummary::default(),
+                hosts: &[],
+                now: "2026-11-28T12:00:00Z".parse().unwrap(),
+                head: (0, "00".into()),
+            },
+        )
+        .into_string();
+        let doc = Html::parse_document(&page);
+        assert_eq!(doc.select(&sel(".empty a[href='/hosts/new']")).count(), 1);
+    }
+}
