@@ -73,7 +73,6 @@ pub fn dashboard(viewer: &Viewer, d: &Dashboard<'_>) -> Markup {
         html! {
             div.page-head {
                 h1 { "Fleet" }
-                a.button.primary href="/hosts/new" { "Add host" }
             }
             section.tiles aria-label="Fleet summary" {
                 div.tile { span.num { (s.hosts) } span.label { "hosts" } }
@@ -85,8 +84,12 @@ pub fn dashboard(viewer: &Viewer, d: &Dashboard<'_>) -> Markup {
             @if d.hosts.is_empty() {
                 section.card.empty {
                     h2 { "No hosts yet" }
-                    p { "Add a host: you get a one-line install command to run on it. The agent dials out to this server, so the host needs no open port." }
-                    p { a.button.primary href="/hosts/new" { "Add your first host" } }
+                    p {
+                        "Add a host with " code { "POST /api/enrollment-tokens" }
+                        " (hostname and repository): the answer holds a one-line install command to run on the host. "
+                        "The agent dials out to this server, so the host needs no open port. See "
+                        code { "docs/agents.md" } "."
+                    }
                 }
             } @else {
                 table.hosts {
@@ -218,12 +221,16 @@ pub struct JobPage<'a> {
 pub fn job_page(viewer: &Viewer, p: &JobPage<'_>) -> Markup {
     let j = p.job;
     let running = matches!(j.status.as_str(), "queued" | "dispatched" | "running");
-    let percent = j
-        .progress
-        .as_ref()
-        .and_then(|v| v.get("percent"))
-        .and_then(|v| v.as_f64())
-        .unwrap_or(if running { 0.0 } else { 100.0 });
+    let done = matches!(j.status.as_str(), "succeeded" | "succeeded_with_warnings");
+    let percent = if done {
+        100.0
+    } else {
+        j.progress
+            .as_ref()
+            .and_then(|v| v.get("percent"))
+            .and_then(|v| v.as_f64())
+            .unwrap_or(0.0)
+    };
     layout(
         &format!("{} on {}", j.kind, p.hostname),
         viewer,
@@ -241,7 +248,7 @@ pub fn job_page(viewer: &Viewer, p: &JobPage<'_>) -> Markup {
                 div #job-bar style=(format!("width: {percent:.1}%")) {}
             }
             p #job-progress.muted {
-                @if let Some(pr) = &j.progress {
+                @if let (true, Some(pr)) = (running, &j.progress) {
                     (format!("{:.1}", pr.get("percent").and_then(|v| v.as_f64()).unwrap_or(0.0))) "% · "
                     (bytes(pr.get("bytes_done").and_then(|v| v.as_i64()).unwrap_or(0))) " of "
                     (bytes(pr.get("total_bytes").and_then(|v| v.as_i64()).unwrap_or(0))) " · "
@@ -253,9 +260,13 @@ pub fn job_page(viewer: &Viewer, p: &JobPage<'_>) -> Markup {
                 section.card {
                     h2 { "Summary" }
                     dl.kv {
-                        @for k in ["files_new", "files_changed", "files_unmodified", "data_added", "total_duration", "snapshot_id"] {
-                            @if let Some(v) = stats.get(k) { dt { (k.replace('_', " ")) } dd { (v.to_string().trim_matches('"')) } }
+                        @for k in ["files_new", "files_changed", "files_unmodified", "total_files_processed"] {
+                            @if let Some(v) = stats.get(k) { dt { (k.replace('_', " ")) } dd { (v) } }
                         }
+                        @if let Some(v) = stats.get("total_bytes_processed").and_then(|v| v.as_i64()) { dt { "processed" } dd { (bytes(v)) } }
+                        @if let Some(v) = stats.get("data_added").and_then(|v| v.as_i64()) { dt { "data added" } dd { (bytes(v)) } }
+                        @if let Some(v) = stats.get("total_duration").and_then(|v| v.as_f64()) { dt { "duration" } dd { (format!("{v:.2} s")) } }
+                        @if let Some(v) = stats.get("snapshot_id").and_then(|v| v.as_str()) { dt { "snapshot" } dd { code { (v) } } }
                     }
                 }
             }
@@ -373,6 +384,12 @@ mod tests {
         )
         .into_string();
         let doc = Html::parse_document(&page);
-        assert_eq!(doc.select(&sel(".empty a[href='/hosts/new']")).count(), 1);
+        assert!(doc
+            .select(&sel(".empty"))
+            .next()
+            .unwrap()
+            .text()
+            .collect::<String>()
+            .contains("/api/enrollment-tokens"));
     }
 }

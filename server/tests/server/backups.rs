@@ -229,7 +229,10 @@ async fn backups_are_listed_with_restics_own_ids_and_counts() {
     let (s, job_html) = page(format!("/jobs/{job}")).await;
     assert_eq!(s, 200);
     assert!(job_html.contains("succeeded"));
-    assert!(job_html.contains("files new"), "the summary is shown");
+    assert!(
+        job_html.contains("files new") && job_html.contains("data added"),
+        "the summary is shown"
+    );
     assert!(
         job_html.contains("data-live=\"0\""),
         "a finished job is not followed"
