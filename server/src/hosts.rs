@@ -95,6 +95,8 @@ fn open(vault: &Vault, conn: &Connection, id: &str) -> Result<Option<RepoCredent
 /// A freshly minted token, shown once.
 #[derive(Debug, Serialize)]
 pub struct MintedToken {
+    /// Public id of the token, to follow the enrolment (`GET /api/enrollment-tokens/{id}`).
+    pub token_id: String,
     /// The token (only ever shown here).
     pub token: String,
     /// When it expires.
@@ -128,6 +130,7 @@ pub async fn mint_token(
     let token = auth::new_token();
     let token_hash = hash_token(&token);
     let token_id = new_id();
+    let tid = token_id.clone();
     let vault = state.vault.clone();
     let actor = Actor::User(user_id.to_string());
     let expires_at = state
@@ -166,10 +169,57 @@ pub async fn mint_token(
         .await?;
     let install_command = install_command(&state.base_url(), &token);
     Ok(MintedToken {
+        token_id: tid,
         token,
         expires_at,
         install_command,
     })
+}
+
+/// Where an enrolment token stands.
+#[derive(Debug, Serialize)]
+pub struct TokenStatus {
+    /// `pending`, `enrolled` or `expired`.
+    pub status: &'static str,
+    /// The host it created, once used.
+    pub host_id: Option<String>,
+    /// That host's connection state, once it exists.
+    pub host_status: Option<String>,
+}
+
+/// `GET /api/enrollment-tokens/{id}`: lets the add-host page follow the agent's arrival.
+pub async fn token_status(state: &AppState, token_id: &str) -> Result<TokenStatus, AppError> {
+    let id = token_id.to_string();
+    let now = state.clock.now().to_string();
+    state
+        .store
+        .read(move |c| -> Result<_, AppError> {
+            let row: Option<(String, Option<String>)> = c
+                .query_row(
+                    "SELECT expires_at, host_id FROM enrollment_tokens WHERE token_id = ?1",
+                    [&id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            let Some((expires_at, host_id)) = row else {
+                return Err(AppError::NotFound(format!("no enrolment token {id}")));
+            };
+            let host_status = match &host_id {
+                Some(h) => projections::hosts::get(c, h)?.map(|h| h.status),
+                None => None,
+            };
+            let status = match (&host_id, expires_at <= now) {
+                (Some(_), _) => "enrolled",
+                (None, true) => "expired",
+                (None, false) => "pending",
+            };
+            Ok(TokenStatus {
+                status,
+                host_id,
+                host_status,
+            })
+        })
+        .await
 }
 
 /// What an enrolling agent gets back.

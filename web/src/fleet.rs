@@ -73,6 +73,7 @@ pub fn dashboard(viewer: &Viewer, d: &Dashboard<'_>) -> Markup {
         html! {
             div.page-head {
                 h1 { "Fleet" }
+                a.button.primary href="/hosts/new" { "Add host" }
             }
             section.tiles aria-label="Fleet summary" {
                 div.tile { span.num { (s.hosts) } span.label { "hosts" } }
@@ -84,12 +85,8 @@ pub fn dashboard(viewer: &Viewer, d: &Dashboard<'_>) -> Markup {
             @if d.hosts.is_empty() {
                 section.card.empty {
                     h2 { "No hosts yet" }
-                    p {
-                        "Add a host with " code { "POST /api/enrollment-tokens" }
-                        " (hostname and repository): the answer holds a one-line install command to run on the host. "
-                        "The agent dials out to this server, so the host needs no open port. See "
-                        code { "docs/agents.md" } "."
-                    }
+                    p { "Add a host: you get a one-line install command to run on it. The agent dials out to this server, so the host needs no open port." }
+                    p { a.button.primary href="/hosts/new" { "Add your first host" } }
                 }
             } @else {
                 table.hosts {
@@ -216,7 +213,7 @@ pub struct JobPage<'a> {
     pub now: Timestamp,
 }
 
-/// `/jobs/{id}`: status, progress, the log. While the job runs, `job.js` follows
+/// `/jobs/{id}`: status, progress, the log. While the job runs, `app.js` follows
 /// `/api/jobs/{id}/stream` and appends to the log until the operator scrolls up.
 pub fn job_page(viewer: &Viewer, p: &JobPage<'_>) -> Markup {
     let j = p.job;
@@ -279,7 +276,61 @@ pub fn job_page(viewer: &Viewer, p: &JobPage<'_>) -> Markup {
                     @for l in p.lines { span.(l.stream) { (l.text) "\n" } }
                 }
             }
-            script src="/static/job.js" defer {}
+        },
+    )
+}
+
+/// The add-host form, or its result.
+#[derive(Debug, Default)]
+pub struct AddHostPage {
+    /// CSRF token of the session.
+    pub csrf: String,
+    /// Typed values (the password is never echoed).
+    pub hostname: String,
+    /// Typed repository URL.
+    pub repo_url: String,
+    /// Typed repository user.
+    pub repo_username: String,
+    /// Messages next to fields.
+    pub field_errors: Vec<(String, String)>,
+    /// After success: (token id, install command, expires at).
+    pub minted: Option<(String, String, String)>,
+}
+
+/// `/hosts/new`: hostname and repository → the install command, a copy button, and a panel
+/// that turns to "connected" when the agent arrives.
+pub fn add_host(viewer: &Viewer, p: &AddHostPage) -> Markup {
+    let err = |name: &str| {
+        p.field_errors
+            .iter()
+            .find(|(f, _)| f == name)
+            .map(|(_, m)| m.as_str())
+    };
+    layout(
+        "Add host",
+        viewer,
+        html! {
+            section.card.narrow.wide {
+                h1 { "Add a host" }
+                @if let Some((token_id, command, expires)) = &p.minted {
+                    p { "Run this on " strong { (p.hostname) } " as root. It installs the agent, enrols it and starts it. The token works once, until " (expires) "." }
+                    pre.command { code #install-command { (command) } }
+                    p { button.primary type="button" data-copy="install-command" { "Copy" } }
+                    div.await data-follow-token=(token_id) {
+                        span.dot {} " " span.await-status { "Waiting for the agent…" }
+                    }
+                    p { a href="/" { "Back to the fleet" } }
+                } @else {
+                    form method="post" action="/hosts/new" {
+                        input type="hidden" name="csrf_token" value=(p.csrf);
+                        (crate::field("Hostname", "hostname", "text", &p.hostname, err("hostname"), Some("How the host is shown here."), "off"))
+                        (crate::field("Repository URL", "repo_url", "text", &p.repo_url, err("repo_url"), Some("A path or a restic location such as rest:https://backup.example.org/web-1"), "off"))
+                        (crate::optional_field("Repository user (REST server)", "repo_username", &p.repo_username, err("repo_username")))
+                        (crate::field("Repository password", "repo_password", "password", "", err("repo_password"), Some("Stored encrypted; sent only to this host's agent."), "new-password"))
+                        button.primary type="submit" { "Create install command" }
+                    }
+                }
+            }
         },
     )
 }

@@ -12,8 +12,9 @@ pub mod pages;
 /// The one stylesheet, light and dark.
 pub const STYLESHEET: &str = include_str!("../static/style.css");
 
-/// The script of the job page (the only live part).
-pub const JOB_JS: &str = include_str!("../static/job.js");
+/// The little JavaScript there is: the live job log, copy buttons, the add-host page waiting
+/// for its agent. Pages work without it except for these live parts.
+pub const APP_JS: &str = include_str!("../static/app.js");
 
 /// What the navigation bar needs to know about the viewer.
 #[derive(Debug, Clone, Default)]
@@ -55,6 +56,7 @@ pub fn layout(title: &str, viewer: &Viewer, body: Markup) -> Markup {
                     }
                 }
                 main { (body) }
+                script src="/static/app.js" defer {}
             }
         }
     }
@@ -87,6 +89,21 @@ pub(crate) fn field(
                 aria-invalid=[error.map(|_| "true")]
                 aria-describedby=[(!described.is_empty()).then_some(described.as_str())];
             @if let Some(h) = hint { p.hint id=(hint_id) { (h) } }
+            @if let Some(e) = error { p.error id=(err_id) role="alert" { (e) } }
+        }
+    }
+}
+
+/// A labelled text input that may stay empty.
+pub(crate) fn optional_field(label: &str, name: &str, value: &str, error: Option<&str>) -> Markup {
+    let id = format!("f-{name}");
+    let err_id = format!("{id}-error");
+    html! {
+        div.field.invalid[error.is_some()] {
+            label for=(id) { (label) }
+            input id=(id) name=(name) type="text" value=(value) autocomplete="off"
+                aria-invalid=[error.map(|_| "true")]
+                aria-describedby=[error.map(|_| err_id.as_str())];
             @if let Some(e) = error { p.error id=(err_id) role="alert" { (e) } }
         }
     }

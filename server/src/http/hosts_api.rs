@@ -42,6 +42,17 @@ pub async fn mint_token(
     Ok((StatusCode::CREATED, Json(minted)).into_response())
 }
 
+/// `GET /api/enrollment-tokens/{id}` (admin, operator).
+pub async fn token_status(
+    State(state): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, AppError> {
+    me.require(MANAGERS)?;
+    let s = flows::token_status(&state, &id).await?;
+    Ok(Json(serde_json::to_value(s).unwrap_or(Value::Null)))
+}
+
 /// `POST /api/agents/enroll` body.
 #[derive(Deserialize)]
 pub struct EnrollBody {

@@ -96,6 +96,7 @@ pub fn router(state: AppState) -> Router {
         .route("/events", get(events_api::events))
         .route("/events/head", get(events_api::head))
         .route("/enrollment-tokens", post(hosts_api::mint_token))
+        .route("/enrollment-tokens/{id}", get(hosts_api::token_status))
         .route("/agents/enroll", post(hosts_api::enroll))
         .route("/agents/ws", get(crate::agents::ws::upgrade))
         .route("/hosts", get(hosts_api::list))
@@ -125,7 +126,11 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(pages::home))
         .route("/hosts/{id}", get(pages::host_page))
         .route("/jobs/{id}", get(pages::job_page))
-        .route("/static/job.js", get(pages::job_script))
+        .route("/static/app.js", get(pages::app_script))
+        .route(
+            "/hosts/new",
+            get(pages::add_host_page).post(pages::add_host_form),
+        )
         .route("/login", get(pages::login_page).post(pages::login_form))
         .route("/setup", post(pages::setup_form))
         .route("/logout", post(pages::logout_form))

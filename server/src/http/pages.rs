@@ -50,14 +50,14 @@ pub async fn stylesheet() -> Response {
         .into_response()
 }
 
-/// The job page's script.
-pub async fn job_script() -> Response {
+/// The pages' script.
+pub async fn app_script() -> Response {
     (
         [
             (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
-        web::JOB_JS,
+        web::APP_JS,
     )
         .into_response()
 }
@@ -98,6 +98,101 @@ pub async fn job_page(
         now: state.clock.now(),
     };
     Ok(html(StatusCode::OK, web::fleet::job_page(&v, &page)))
+}
+
+fn can_manage(me: &CurrentUser) -> bool {
+    matches!(me.user.role.as_str(), "admin" | "operator")
+}
+
+/// `GET /hosts/new`.
+pub async fn add_host_page(
+    State(state): State<AppState>,
+    MaybeUser(me): MaybeUser,
+) -> Result<Response, AppError> {
+    let Some(me) = me else {
+        return Ok(Redirect::to("/login").into_response());
+    };
+    let v = viewer(&state, &me);
+    if !can_manage(&me) {
+        return Ok(html(
+            StatusCode::FORBIDDEN,
+            web::error_page(
+                &v,
+                403,
+                "Not allowed",
+                "Adding hosts needs the admin or operator role.",
+            ),
+        ));
+    }
+    let page = web::fleet::AddHostPage {
+        csrf: state.csrf.token_for(&me.token),
+        ..Default::default()
+    };
+    Ok(html(StatusCode::OK, web::fleet::add_host(&v, &page)))
+}
+
+/// The add-host form.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct AddHostForm {
+    hostname: String,
+    repo_url: String,
+    repo_username: String,
+    repo_password: String,
+}
+
+/// `POST /hosts/new` (the CSRF middleware has checked the form's token).
+pub async fn add_host_form(
+    State(state): State<AppState>,
+    me: CurrentUser,
+    Form(f): Form<AddHostForm>,
+) -> Result<Response, AppError> {
+    let v = viewer(&state, &me);
+    if !can_manage(&me) {
+        return Ok(html(
+            StatusCode::FORBIDDEN,
+            web::error_page(
+                &v,
+                403,
+                "Not allowed",
+                "Adding hosts needs the admin or operator role.",
+            ),
+        ));
+    }
+    let mut page = web::fleet::AddHostPage {
+        csrf: state.csrf.token_for(&me.token),
+        hostname: f.hostname.clone(),
+        repo_url: f.repo_url.clone(),
+        repo_username: f.repo_username.clone(),
+        ..Default::default()
+    };
+    let username = Some(f.repo_username.as_str()).filter(|u| !u.trim().is_empty());
+    let result = match crate::hosts::CredentialsInput::parse(
+        &f.repo_url,
+        username,
+        Some(&f.repo_password),
+    ) {
+        Ok(creds) => crate::hosts::mint_token(&state, &me.user.user_id, &f.hostname, creds).await,
+        Err(e) => Err(e.into()),
+    };
+    match result {
+        Ok(minted) => {
+            page.hostname = f.hostname.trim().to_string();
+            page.minted = Some((minted.token_id, minted.install_command, minted.expires_at));
+            Ok(html(StatusCode::CREATED, web::fleet::add_host(&v, &page)))
+        }
+        Err(AppError::Domain(DomainError::Invalid { field, message })) => {
+            page.field_errors.push((
+                field.to_string(),
+                format!("{} {message}", field.replace('_', " ")),
+            ));
+            Ok(html(
+                StatusCode::BAD_REQUEST,
+                web::fleet::add_host(&v, &page),
+            ))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// HTML 404.

@@ -239,7 +239,7 @@ async fn backups_are_listed_with_restics_own_ids_and_counts() {
     );
     assert_eq!(page("/hosts/nope".into()).await.0, 404);
     assert_eq!(page("/jobs/nope".into()).await.0, 404);
-    assert_eq!(page("/static/job.js".into()).await.0, 200);
+    assert_eq!(page("/static/app.js".into()).await.0, 200);
     app.stop().await;
 }
 

@@ -167,3 +167,133 @@ async fn setup_form_then_login_form() {
     assert!(missing.text().await.unwrap().contains("Not found"));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn add_a_host_from_the_page_and_watch_its_agent_arrive() {
+    use crate::helpers::{wait_until, Agent};
+    let app = TestApp::spawn().await;
+    app.bootstrap().await;
+    let c = &app.client;
+    let form = c
+        .get(app.url("/hosts/new"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = hidden_csrf(&form);
+    let repo = app.repo_url("page-1");
+
+    // A bad hostname: the form comes back with the message beside the field, input kept.
+    let r = c
+        .post(app.url("/hosts/new"))
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("hostname", "bad name"),
+            ("repo_url", repo.as_str()),
+            ("repo_password", "Page-Password-1"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let page = r.text().await.unwrap();
+    let doc = scraper::Html::parse_document(&page);
+    let err = doc
+        .select(&scraper::Selector::parse("#f-hostname-error").unwrap())
+        .next()
+        .unwrap();
+    assert!(err.text().collect::<String>().contains("hostname"));
+    assert!(page.contains(&format!("value=\"{repo}\"")));
+    assert!(
+        !page.contains("Page-Password-1"),
+        "the password is never echoed"
+    );
+
+    let r = c
+        .post(app.url("/hosts/new"))
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("hostname", "page-1"),
+            ("repo_url", repo.as_str()),
+            ("repo_password", "Page-Password-1"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let page = r.text().await.unwrap();
+    let doc = scraper::Html::parse_document(&page);
+    let command = doc
+        .select(&scraper::Selector::parse("#install-command").unwrap())
+        .next()
+        .unwrap()
+        .text()
+        .collect::<String>();
+    assert!(command.starts_with("curl -fsSL '"), "{command}");
+    let token = command
+        .split("token=")
+        .nth(1)
+        .unwrap()
+        .split('\'')
+        .next()
+        .unwrap()
+        .to_string();
+    let follow = doc
+        .select(&scraper::Selector::parse("[data-follow-token]").unwrap())
+        .next()
+        .unwrap()
+        .value()
+        .attr("data-follow-token")
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        doc.select(&scraper::Selector::parse("button[data-copy=install-command]").unwrap())
+            .count(),
+        1
+    );
+    let (_, s) = app
+        .get_json(&format!("/api/enrollment-tokens/{follow}"))
+        .await;
+    assert_eq!(s["status"], "pending");
+
+    let mut agent = Agent::new();
+    assert_eq!(agent.enroll(&app.base(), &token, None).await.0, 0);
+    agent.start();
+    wait_until(20, "the page's token to show an online host", || async {
+        app.get_json(&format!("/api/enrollment-tokens/{follow}"))
+            .await
+            .1["host_status"]
+            == "online"
+    })
+    .await;
+    let (_, s) = app
+        .get_json(&format!("/api/enrollment-tokens/{follow}"))
+        .await;
+    assert_eq!(s["status"], "enrolled");
+    let host_id = s["host_id"].as_str().unwrap();
+    let host_page = c
+        .get(app.url(&format!("/hosts/{host_id}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(host_page.contains("page-1"));
+    // Without the form's CSRF token nothing is created.
+    let r = c
+        .post(app.url("/hosts/new"))
+        .form(&[
+            ("csrf_token", "nope"),
+            ("hostname", "page-2"),
+            ("repo_url", repo.as_str()),
+            ("repo_password", "x"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    app.stop().await;
+}

@@ -42,3 +42,47 @@
     }
   };
 })();
+
+// Copy buttons: <button data-copy="ELEMENT-ID">.
+(function () {
+  var buttons = document.querySelectorAll("button[data-copy]");
+  for (var i = 0; i < buttons.length; i++) {
+    buttons[i].addEventListener("click", function (ev) {
+      var b = ev.currentTarget;
+      var text = document.getElementById(b.dataset.copy).textContent;
+      var done = function () { b.textContent = "Copied"; setTimeout(function () { b.textContent = "Copy"; }, 2000); };
+      if (navigator.clipboard) {
+        navigator.clipboard.writeText(text).then(done, function () { b.textContent = "Select and copy"; });
+      } else {
+        b.textContent = "Select and copy";
+      }
+    });
+  }
+})();
+
+// The add-host page waits for the agent: <div data-follow-token="TOKEN-ID">.
+(function () {
+  var panel = document.querySelector("[data-follow-token]");
+  if (!panel) return;
+  var status = panel.querySelector(".await-status");
+  function poll() {
+    fetch("/api/enrollment-tokens/" + panel.dataset.followToken, { credentials: "same-origin" })
+      .then(function (r) { return r.json(); })
+      .then(function (s) {
+        if (s.host_status === "online") {
+          panel.classList.add("connected");
+          status.innerHTML = "";
+          var a = document.createElement("a");
+          a.href = "/hosts/" + s.host_id;
+          a.textContent = "Connected — open the host";
+          status.appendChild(a);
+          return;
+        }
+        if (s.status === "enrolled") status.textContent = "Enrolled; waiting for the agent to connect…";
+        if (s.status === "expired") { status.textContent = "The token expired before an agent used it. Add the host again."; return; }
+        setTimeout(poll, 1500);
+      })
+      .catch(function () { setTimeout(poll, 3000); });
+  }
+  poll();
+})();
