@@ -132,6 +132,16 @@ pub struct HostPage<'a> {
     pub jobs: &'a [Job],
     /// Now.
     pub now: Timestamp,
+    /// Whether the viewer may run jobs and delete the host.
+    pub can_manage: bool,
+    /// The session's CSRF token for the forms.
+    pub csrf: &'a str,
+    /// Paths typed into Run-now (kept when it fails).
+    pub run_paths: &'a str,
+    /// Why Run-now failed.
+    pub run_error: Option<&'a str>,
+    /// Why deleting failed.
+    pub delete_error: Option<&'a str>,
 }
 
 /// `/hosts/{id}`: header, vitals, snapshots and jobs.
@@ -158,6 +168,22 @@ pub fn host_page(viewer: &Viewer, p: &HostPage<'_>) -> Markup {
                 div.tile { span.num { (bytes(h.repo_size_bytes)) } span.label { "repository" } }
                 div.tile { span.num { (h.snapshot_count) } span.label { "snapshots" } }
                 div.tile { span.num { (h.open_alerts) } span.label { "open alerts" } }
+            }
+            @if p.can_manage {
+                section.card {
+                    h2 #run { "Back up now" }
+                    form method="post" action={ "/hosts/" (h.id) "/run" } {
+                        input type="hidden" name="csrf_token" value=(p.csrf);
+                        div.field.invalid[p.run_error.is_some()] {
+                            label for="f-paths" { "Paths to back up, one per line" }
+                            textarea id="f-paths" name="paths" rows="3" aria-invalid=[p.run_error.map(|_| "true")]
+                                aria-describedby=[p.run_error.map(|_| "f-paths-error")] { (p.run_paths) }
+                            @if let Some(e) = p.run_error { p.error id="f-paths-error" role="alert" { (e) } }
+                        }
+                        button.primary type="submit" disabled[h.status != "online"] { "Run now" }
+                        @if h.status != "online" { " " span.muted { "The host is " (h.status) ": its agent must be connected." } }
+                    }
+                }
             }
             section.card {
                 h2 #snapshots { "Snapshots" }
@@ -194,6 +220,23 @@ pub fn host_page(viewer: &Viewer, p: &HostPage<'_>) -> Markup {
                                 }
                             }
                         }
+                    }
+                }
+            }
+            @if p.can_manage {
+                section.card.danger {
+                    h2 { "Danger zone" }
+                    p { "Deleting the host revokes its agent, destroys its repository credentials here, and hides it. Its history stays in the audit log. The repository itself is not touched." }
+                    form method="post" action={ "/hosts/" (h.id) "/delete" } {
+                        input type="hidden" name="csrf_token" value=(p.csrf);
+                        div.field.invalid[p.delete_error.is_some()] {
+                            label for="f-confirm" { "Type the hostname, " code { (h.hostname) } ", to confirm" }
+                            input id="f-confirm" name="confirm" type="text" autocomplete="off"
+                                aria-invalid=[p.delete_error.map(|_| "true")]
+                                aria-describedby=[p.delete_error.map(|_| "f-confirm-error")];
+                            @if let Some(e) = p.delete_error { p.error id="f-confirm-error" role="alert" { (e) } }
+                        }
+                        button.danger type="submit" { "Delete host" }
                     }
                 }
             }

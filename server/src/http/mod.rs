@@ -125,6 +125,8 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/", get(pages::home))
         .route("/hosts/{id}", get(pages::host_page))
+        .route("/hosts/{id}/run", post(pages::run_form))
+        .route("/hosts/{id}/delete", post(pages::delete_form))
         .route("/jobs/{id}", get(pages::job_page))
         .route("/static/app.js", get(pages::app_script))
         .route(

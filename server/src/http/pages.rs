@@ -234,16 +234,22 @@ pub async fn home(
     ))
 }
 
-/// `/hosts/{id}`: the host's page.
-pub async fn host_page(
-    State(state): State<AppState>,
-    MaybeUser(me): MaybeUser,
-    axum::extract::Path(id): axum::extract::Path<String>,
+/// Errors and typed values to show again on a host's page.
+#[derive(Default)]
+struct HostFeedback {
+    run_paths: String,
+    run_error: Option<String>,
+    delete_error: Option<String>,
+}
+
+async fn render_host(
+    state: &AppState,
+    me: &CurrentUser,
+    id: String,
+    status: StatusCode,
+    fb: HostFeedback,
 ) -> Result<Response, AppError> {
-    let Some(me) = me else {
-        return Ok(Redirect::to("/login").into_response());
-    };
-    let v = viewer(&state, &me);
+    let v = viewer(state, me);
     let found = state
         .store
         .read(move |c| -> Result<_, AppError> {
@@ -266,13 +272,108 @@ pub async fn host_page(
             ),
         ));
     };
+    let csrf = state.csrf.token_for(&me.token);
     let page = web::fleet::HostPage {
         host: &host,
         snapshots: &snapshots,
         jobs: &jobs,
         now: state.clock.now(),
+        can_manage: can_manage(me),
+        csrf: &csrf,
+        run_paths: &fb.run_paths,
+        run_error: fb.run_error.as_deref(),
+        delete_error: fb.delete_error.as_deref(),
     };
-    Ok(html(StatusCode::OK, web::fleet::host_page(&v, &page)))
+    Ok(html(status, web::fleet::host_page(&v, &page)))
+}
+
+/// `/hosts/{id}`: the host's page.
+pub async fn host_page(
+    State(state): State<AppState>,
+    MaybeUser(me): MaybeUser,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Response, AppError> {
+    let Some(me) = me else {
+        return Ok(Redirect::to("/login").into_response());
+    };
+    render_host(&state, &me, id, StatusCode::OK, HostFeedback::default()).await
+}
+
+/// The Run-now form.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct RunForm {
+    paths: String,
+}
+
+/// `POST /hosts/{id}/run`: starts a backup and lands on its job page.
+pub async fn run_form(
+    State(state): State<AppState>,
+    me: CurrentUser,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    Form(f): Form<RunForm>,
+) -> Result<Response, AppError> {
+    me.require(&["admin", "operator"])?;
+    let params = domain::jobs::JobParams {
+        paths: f
+            .paths
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect(),
+        ..Default::default()
+    };
+    let actor = domain::Actor::User(me.user.user_id.clone());
+    match crate::jobs::create(&state, actor, &id, domain::jobs::JobKind::Backup, params).await {
+        Ok(job_id) => Ok(Redirect::to(&format!("/jobs/{job_id}")).into_response()),
+        Err(AppError::Domain(e @ (DomainError::Invalid { .. } | DomainError::HostOffline))) => {
+            let fb = HostFeedback {
+                run_paths: f.paths,
+                run_error: Some(e.to_string()),
+                ..Default::default()
+            };
+            render_host(&state, &me, id, StatusCode::BAD_REQUEST, fb).await
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The delete form.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct DeleteForm {
+    confirm: String,
+}
+
+/// `POST /hosts/{id}/delete`: only when the typed name matches.
+pub async fn delete_form(
+    State(state): State<AppState>,
+    me: CurrentUser,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    Form(f): Form<DeleteForm>,
+) -> Result<Response, AppError> {
+    me.require(&["admin", "operator"])?;
+    let hid = id.clone();
+    let host = state
+        .store
+        .read(move |c| -> Result<_, AppError> { Ok(projections::hosts::get(c, &hid)?) })
+        .await?;
+    let Some(host) = host else {
+        return Err(AppError::NotFound(format!("no host {id}")));
+    };
+    if f.confirm.trim() != host.hostname {
+        let fb = HostFeedback {
+            delete_error: Some(format!(
+                "type {} exactly to delete this host",
+                host.hostname
+            )),
+            ..Default::default()
+        };
+        return render_host(&state, &me, id, StatusCode::BAD_REQUEST, fb).await;
+    }
+    crate::hosts::delete_host(&state, &me.user.user_id, &id).await?;
+    Ok(Redirect::to("/").into_response())
 }
 
 async fn setup_needed(state: &AppState) -> Result<bool, AppError> {

@@ -297,3 +297,66 @@ async fn add_a_host_from_the_page_and_watch_its_agent_arrive() {
     assert_eq!(r.status(), 403);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn run_now_lands_on_the_job_and_deleting_needs_the_typed_name() {
+    use crate::helpers::Agent;
+    let app = TestApp::spawn().await;
+    app.bootstrap().await;
+    let (mut agent, host_id) = Agent::enrolled(&app, "forms-1").await;
+    agent.start();
+    app.wait_status(&host_id, "online", 20).await;
+    let c = &app.client;
+    let page = c
+        .get(app.url(&format!("/hosts/{host_id}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = hidden_csrf(&page);
+
+    let r = c
+        .post(app.url(&format!("/hosts/{host_id}/run")))
+        .form(&[("csrf_token", csrf.as_str()), ("paths", "  \n")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("id=\"f-paths-error\""));
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("a"), b"a").unwrap();
+    let paths = format!("{}\n", src.path().display());
+    let r = c
+        .post(app.url(&format!("/hosts/{host_id}/run")))
+        .form(&[("csrf_token", csrf.as_str()), ("paths", paths.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(location.starts_with("/jobs/"), "{location}");
+    let job_page = c.get(app.url(&location)).send().await.unwrap();
+    assert_eq!(job_page.status(), 200);
+
+    let r = c
+        .post(app.url(&format!("/hosts/{host_id}/delete")))
+        .form(&[("csrf_token", csrf.as_str()), ("confirm", "forms-2")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("type forms-1 exactly"));
+    assert_eq!(app.host(&host_id).await.0, 200);
+    let r = c
+        .post(app.url(&format!("/hosts/{host_id}/delete")))
+        .form(&[("csrf_token", csrf.as_str()), ("confirm", "forms-1")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(app.host(&host_id).await.0, 404);
+    agent.kill();
+    app.stop().await;
+}
