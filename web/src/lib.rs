@@ -45,6 +45,7 @@ pub fn layout(title: &str, viewer: &Viewer, body: Markup) -> Markup {
                     @if let Some(name) = &viewer.username {
                         nav aria-label="Main" {
                             a href="/" { "Dashboard" }
+                            a href="/audit" { "Audit" }
                         }
                         div.who {
                             span { (name) @if let Some(r) = &viewer.role { " · " (r) } }

@@ -15,17 +15,24 @@ const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;
 
 /// `GET /api/audit` query.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
-    actor: Option<String>,
+    /// `user:<id>`, `agent:<host>`, `system:<component>`.
+    pub actor: Option<String>,
+    /// Event type.
     #[serde(rename = "type")]
-    event_type: Option<String>,
-    host: Option<String>,
-    since: Option<String>,
-    until: Option<String>,
-    after: Option<i64>,
-    limit: Option<usize>,
+    pub event_type: Option<String>,
+    /// Host id.
+    pub host: Option<String>,
+    /// From (RFC 3339, inclusive).
+    pub since: Option<String>,
+    /// Until (RFC 3339, exclusive).
+    pub until: Option<String>,
+    /// Cursor: events after this seq.
+    pub after: Option<i64>,
+    /// Page size.
+    pub limit: Option<usize>,
 }
 
 /// One event as the API shows it.
@@ -41,6 +48,22 @@ pub struct EventView {
 }
 
 impl EventView {
+    /// The payload, pretty-printed.
+    pub fn pretty_data(&self) -> String {
+        serde_json::to_string_pretty(&self.data).unwrap_or_default()
+    }
+
+    /// (seq, type, stream, actor, occurred_at).
+    pub fn parts(&self) -> (i64, &str, &str, &str, &str) {
+        (
+            self.seq,
+            &self.event_type,
+            &self.stream,
+            &self.actor,
+            &self.occurred_at,
+        )
+    }
+
     /// With the payload upcast to its current shape.
     pub fn from_recorded(e: RecordedEvent) -> Self {
         let data = domain::upcast::upcast(&e.event_type, e.schema_version, &e.data)
@@ -97,6 +120,15 @@ pub async fn audit(
     _me: CurrentUser,
     AppQuery(q): AppQuery<AuditQuery>,
 ) -> Result<Json<Value>, AppError> {
+    let (events, limit) = audit_events(&state, q).await?;
+    Ok(page(events, limit))
+}
+
+/// The events an audit query selects, and the page size used.
+pub async fn audit_events(
+    state: &AppState,
+    q: AuditQuery,
+) -> Result<(Vec<RecordedEvent>, usize), AppError> {
     let limit = limit_of(q.limit)?;
     let query = EventQuery {
         after: q.after,
@@ -112,7 +144,7 @@ pub async fn audit(
         .store
         .read(move |c| -> Result<_, AppError> { Ok(query_events(c, &query)?) })
         .await?;
-    Ok(page(events, limit))
+    Ok((events, limit))
 }
 
 /// `GET /api/events` query.

@@ -133,6 +133,7 @@ pub fn router(state: AppState) -> Router {
             "/hosts/new",
             get(pages::add_host_page).post(pages::add_host_form),
         )
+        .route("/audit", get(pages::audit_page))
         .route("/login", get(pages::login_page).post(pages::login_form))
         .route("/setup", post(pages::setup_form))
         .route("/logout", post(pages::logout_form))

@@ -195,6 +195,81 @@ pub async fn add_host_form(
     }
 }
 
+/// `/audit`: the event log, filtered and paged.
+pub async fn audit_page(
+    State(state): State<AppState>,
+    MaybeUser(me): MaybeUser,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+) -> Result<Response, AppError> {
+    let Some(me) = me else {
+        return Ok(Redirect::to("/login").into_response());
+    };
+    let v = viewer(&state, &me);
+    let q: super::events_api::AuditQuery =
+        serde_urlencoded::from_str(raw.as_deref().unwrap_or("")).unwrap_or_default();
+    let mut page = web::fleet::AuditPage {
+        actor: q.actor.clone().unwrap_or_default(),
+        event_type: q.event_type.clone().unwrap_or_default(),
+        host: q.host.clone().unwrap_or_default(),
+        since: q.since.clone().unwrap_or_default(),
+        until: q.until.clone().unwrap_or_default(),
+        ..Default::default()
+    };
+    let head = crate::store::EventLog::head(&state.store);
+    page.head = (head.seq, head.hash);
+    match super::events_api::audit_events(&state, q.clone()).await {
+        Ok((events, limit)) => {
+            let full = events.len() == limit;
+            let last = events.last().map(|e| e.seq);
+            page.rows = events
+                .into_iter()
+                .map(|e| {
+                    let view = super::events_api::EventView::from_recorded(e);
+                    let (seq, t, stream, actor, at) = view.parts();
+                    web::fleet::AuditRow {
+                        seq,
+                        event_type: t.to_string(),
+                        stream: stream.to_string(),
+                        actor: actor.to_string(),
+                        occurred_at: at.to_string(),
+                        data: view.pretty_data(),
+                    }
+                })
+                .collect();
+            if let (true, Some(last)) = (full, last) {
+                let mut next = q;
+                next.after = Some(last);
+                let pairs: Vec<(&str, String)> = [
+                    ("actor", next.actor),
+                    ("type", next.event_type),
+                    ("host", next.host),
+                    ("since", next.since),
+                    ("until", next.until),
+                    ("after", next.after.map(|a| a.to_string())),
+                    ("limit", next.limit.map(|l| l.to_string())),
+                ]
+                .into_iter()
+                .filter_map(|(k, v)| v.filter(|v| !v.is_empty()).map(|v| (k, v)))
+                .collect();
+                page.next_href = Some(format!(
+                    "/audit?{}",
+                    serde_urlencoded::to_string(pairs).unwrap_or_default()
+                ));
+            }
+            Ok(html(StatusCode::OK, web::fleet::audit_page(&v, &page)))
+        }
+        Err(AppError::Domain(DomainError::Invalid { field, message })) => {
+            page.field_errors
+                .push((field.to_string(), format!("{field} {message}")));
+            Ok(html(
+                StatusCode::BAD_REQUEST,
+                web::fleet::audit_page(&v, &page),
+            ))
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// HTML 404.
 pub async fn not_found(State(state): State<AppState>, MaybeUser(me): MaybeUser) -> Response {
     let v = me.map(|m| viewer(&state, &m)).unwrap_or_default();

@@ -360,3 +360,62 @@ async fn run_now_lands_on_the_job_and_deleting_needs_the_typed_name() {
     agent.kill();
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_audit_page_filters_pages_and_expands_events() {
+    let app = TestApp::spawn().await;
+    app.bootstrap().await;
+    let c = &app.client;
+    let get = |path: &str| {
+        let url = app.url(path);
+        async move {
+            let r = c.get(url).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let (s, all) = get("/audit").await;
+    assert_eq!(s, 200);
+    let doc = scraper::Html::parse_document(&all);
+    let rows = scraper::Selector::parse("table.audit tbody tr").unwrap();
+    assert_eq!(
+        doc.select(&rows).count(),
+        3,
+        "setup token, user created, logged in"
+    );
+    assert!(
+        all.contains("<details>") && all.contains("via_setup"),
+        "rows expand to their JSON"
+    );
+
+    let (_, only) = get("/audit?type=UserCreated").await;
+    let doc = scraper::Html::parse_document(&only);
+    assert_eq!(doc.select(&rows).count(), 1);
+    assert!(
+        only.contains("value=\"UserCreated\""),
+        "the filter is kept in the form"
+    );
+
+    let (s, bad) = get("/audit?since=last-tuesday").await;
+    assert_eq!(s, 400);
+    assert!(bad.contains("id=\"f-since-error\""));
+
+    let (_, first) = get("/audit?limit=2").await;
+    let doc = scraper::Html::parse_document(&first);
+    assert_eq!(doc.select(&rows).count(), 2);
+    let next = doc
+        .select(&scraper::Selector::parse("a.button").unwrap())
+        .find(|a| a.text().collect::<String>().contains("Next"))
+        .unwrap()
+        .value()
+        .attr("href")
+        .unwrap()
+        .to_string();
+    assert!(
+        next.contains("after=2") && next.contains("limit=2"),
+        "{next}"
+    );
+    let (_, second) = get(&next).await;
+    let doc = scraper::Html::parse_document(&second);
+    assert_eq!(doc.select(&rows).count(), 1);
+    app.stop().await;
+}
