@@ -7,6 +7,7 @@ mod audit;
 mod auth;
 mod backups;
 mod bad_input;
+mod browser;
 mod cli;
 mod install;
 mod pages;

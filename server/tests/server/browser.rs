@@ -1,0 +1,227 @@
+//! The product in a real browser: headless Debian Chromium driven through chromedriver.
+//! First-run setup → add a host → the real agent enrols with the token the page shows → the
+//! page sees it connect → Run now → the live job page → the snapshot on the host page →
+//! the audit log. A screenshot of each page lands in `target/screenshots/`.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+use crate::helpers::{Agent, TestApp, ADMIN, ADMIN_PASSWORD};
+
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn browser() -> (Client, Driver) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let driver = Driver(
+        Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver (Debian package chromium-driver; scripts/test installs it)"),
+    );
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--disable-quic", "--no-first-run", "--disable-background-networking",
+                     "--disable-component-update", "--disable-sync", "--window-size=1280,900"]
+        }),
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    for _ in 0..100 {
+        match ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps.clone())
+            .connect(&url)
+            .await
+        {
+            Ok(c) => return (c, driver),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    panic!("chromedriver did not start");
+}
+
+async fn shot(c: &Client, name: &str) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let png = c.screenshot().await.unwrap();
+    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+}
+
+/// Waits for a CSS selector to match (polling; the page's own JavaScript updates it).
+async fn wait_for(c: &Client, css: &str, secs: u64) -> fantoccini::elements::Element {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Ok(e) = c.find(Locator::Css(css)).await {
+            return e;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {css} on {}",
+            c.current_url().await.unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn fill(c: &Client, css: &str, text: &str) {
+    let e = c.find(Locator::Css(css)).await.unwrap();
+    e.clear().await.unwrap();
+    e.send_keys(text).await.unwrap();
+}
+
+#[tokio::test]
+async fn first_run_to_first_snapshot_in_a_real_browser() {
+    let app = TestApp::spawn().await;
+    let (c, _driver) = browser().await;
+    let base = app.base();
+
+    // First-run setup.
+    c.goto(&format!("{base}/")).await.unwrap();
+    wait_for(&c, "form[action='/setup']", 10).await;
+    shot(&c, "01-setup").await;
+    fill(&c, "#f-token", &app.setup_token()).await;
+    fill(&c, "#f-username", ADMIN).await;
+    fill(&c, "#f-password", ADMIN_PASSWORD).await;
+    c.find(Locator::Css("form[action='/setup'] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&c, "section.card.empty", 10).await;
+    shot(&c, "02-empty-dashboard").await;
+
+    // Add a host.
+    c.find(Locator::Css(".empty a[href='/hosts/new']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&c, "#f-hostname", 10).await;
+    let repo = app.repo_url("browser-1");
+    fill(&c, "#f-hostname", "browser-1").await;
+    fill(&c, "#f-repo_url", &repo).await;
+    fill(&c, "#f-repo_password", "Browser-Repo-Password-1").await;
+    c.find(Locator::Css("form[action='/hosts/new'] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let command = wait_for(&c, "#install-command", 10)
+        .await
+        .text()
+        .await
+        .unwrap();
+    shot(&c, "03-install-command").await;
+    let token = command
+        .split("token=")
+        .nth(1)
+        .unwrap()
+        .split('\'')
+        .next()
+        .unwrap()
+        .to_string();
+
+    // The real agent enrols with that token; the page notices it connect.
+    let mut agent = Agent::new();
+    assert_eq!(agent.enroll(&base, &token, None).await.0, 0);
+    agent.start();
+    let link = wait_for(&c, ".await.connected a", 30).await;
+    shot(&c, "04-agent-connected").await;
+    link.click().await.unwrap();
+    wait_for(&c, "#f-paths", 10).await;
+    // Wait for the repository's init job before backing up.
+    let host_url = c.current_url().await.unwrap().to_string();
+    let host_id = host_url.rsplit('/').next().unwrap().to_string();
+    let api = app.login_as(ADMIN, ADMIN_PASSWORD).await;
+    crate::helpers::wait_until(60, "the init job", || async {
+        let v: serde_json::Value = api
+            .get(app.url(&format!("/api/hosts/{host_id}/jobs")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["jobs"].as_array().is_some_and(|a| {
+            a.iter()
+                .any(|j| j["kind"] == "init" && j["status"] == "succeeded")
+        })
+    })
+    .await;
+    c.goto(&host_url).await.unwrap();
+    shot(&c, "05-host-page").await;
+
+    // Run now → the live job page → finished.
+    let src = tempfile::tempdir().unwrap();
+    for i in 0..20 {
+        std::fs::write(src.path().join(format!("f{i}")), vec![i as u8; 100_000]).unwrap();
+    }
+    fill(&c, "#f-paths", &src.path().display().to_string()).await;
+    c.find(Locator::Css(
+        "#run ~ form button, form[action$='/run'] button",
+    ))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    wait_for(&c, "#job-log", 10).await;
+    assert!(c.current_url().await.unwrap().path().starts_with("/jobs/"));
+    wait_for(&c, "#job-status .badge.good", 60).await;
+    let log = c
+        .find(Locator::Css("#job-log"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(log.contains("summary"), "{log}");
+    shot(&c, "06-job-finished").await;
+
+    // The snapshot on the host page, the events in the audit log.
+    c.goto(&host_url).await.unwrap();
+    crate::helpers::wait_until(20, "the snapshot on the host page", || async {
+        c.refresh().await.unwrap();
+        c.find(Locator::Css("#snapshots ~ table tbody tr"))
+            .await
+            .is_ok()
+    })
+    .await;
+    shot(&c, "07-host-with-snapshot").await;
+    c.goto(&format!("{base}/audit")).await.unwrap();
+    let body = wait_for(&c, "table.audit", 10).await.text().await.unwrap();
+    for t in [
+        "UserCreated",
+        "EnrollmentTokenIssued",
+        "HostEnrolled",
+        "JobFinished",
+        "SnapshotsReported",
+    ] {
+        assert!(body.contains(t), "{t} missing from the audit page");
+    }
+    shot(&c, "08-audit").await;
+    c.close().await.unwrap();
+    agent.kill();
+    app.stop().await;
+}
