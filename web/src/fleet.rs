@@ -93,6 +93,7 @@ pub fn dashboard(viewer: &Viewer, d: &Dashboard<'_>) -> Markup {
                     thead { tr {
                         th scope="col" { "Host" } th scope="col" { "OS" } th scope="col" { "Last backup" }
                         th scope="col" { "Repository" } th scope="col" { "Snapshots" } th scope="col" { "Alerts" } th scope="col" { "Tags" }
+                        th scope="col" { span.visually-hidden { "Actions" } }
                     } }
                     tbody {
                         @for h in d.hosts {
@@ -112,6 +113,7 @@ pub fn dashboard(viewer: &Viewer, d: &Dashboard<'_>) -> Markup {
                                 td { (h.snapshot_count) }
                                 td { (h.open_alerts) }
                                 td { @for t in &h.tags { span.tag { (t) } " " } }
+                                td.actions { a.button.small href={ "/hosts/" (h.id) "#run" } { "Run now…" } }
                             }
                         }
                     }
@@ -160,6 +162,11 @@ pub fn host_page(viewer: &Viewer, p: &HostPage<'_>) -> Markup {
                 }
                 @for t in &h.tags { span.tag { (t) } " " }
             }
+            nav.tabs aria-label="Host sections" {
+                a href="#snapshots" { "Snapshots" }
+                a href="#jobs" { "Jobs" }
+                @if p.can_manage { a href="#run" { "Run now" } }
+            }
             section.tiles aria-label="Vitals" {
                 div.tile {
                     span.num { @match &h.last_backup { Some(b) => (ago(p.now, &b.at)), None => "never" } }
@@ -179,6 +186,10 @@ pub fn host_page(viewer: &Viewer, p: &HostPage<'_>) -> Markup {
                             textarea id="f-paths" name="paths" rows="3" aria-invalid=[p.run_error.map(|_| "true")]
                                 aria-describedby=[p.run_error.map(|_| "f-paths-error")] { (p.run_paths) }
                             @if let Some(e) = p.run_error { p.error id="f-paths-error" role="alert" { (e) } }
+                        }
+                        div.field {
+                            label for="f-limit" { "Upload limit for this run, KiB/s (empty: none)" }
+                            input id="f-limit" name="limit_upload_kbps" type="number" min="1" inputmode="numeric";
                         }
                         button.primary type="submit" disabled[h.status != "online"] { "Run now" }
                         @if h.status != "online" { " " span.muted { "The host is " (h.status) ": its agent must be connected." } }
@@ -278,7 +289,7 @@ pub fn job_page(viewer: &Viewer, p: &JobPage<'_>) -> Markup {
             header.host-head {
                 h1 { (j.kind) " on " a href={ "/hosts/" (j.host_id) } { code { (p.hostname) } } }
                 p {
-                    span #job-status { (outcome(&j.status)) }
+                    span #job-status { (outcome(if j.status == "dispatched" { "queued" } else { &j.status })) }
                     " queued " (ago(p.now, &j.queued_at))
                     @if let Some(f) = &j.finished_at { " · finished " (ago(p.now, f)) }
                 }
@@ -294,6 +305,7 @@ pub fn job_page(viewer: &Viewer, p: &JobPage<'_>) -> Markup {
                     (bytes(pr.get("total_bytes").and_then(|v| v.as_i64()).unwrap_or(0))) " · "
                     (pr.get("files_done").and_then(|v| v.as_i64()).unwrap_or(0)) " of "
                     (pr.get("total_files").and_then(|v| v.as_i64()).unwrap_or(0)) " files"
+                    @if let Some(eta) = pr.get("seconds_remaining").and_then(|v| v.as_i64()) { " · about " (eta) " s left" }
                 }
             }
             @if let Some(stats) = &j.stats {

@@ -1,3 +1,7 @@
+// Errors of the page's own scripts are collected, so the browser test can assert there are none.
+window.__rmErrors = window.__rmErrors || [];
+window.addEventListener("error", function (e) { window.__rmErrors.push(String(e.message || e)); });
+
 // Follows a running job: appends log lines, updates the progress bar, reloads when it ends.
 // Stops following the tail when the operator scrolls up; resumes at the bottom.
 (function () {
@@ -37,6 +41,9 @@
       var eta = p.seconds_remaining ? " · about " + p.seconds_remaining + " s left" : "";
       text.textContent = p.percent.toFixed(1) + "% · " + size(p.bytes_done) + " of " + size(p.total_bytes) +
         " · " + p.files_done + " of " + p.total_files + " files" + eta;
+    } else if (f.type === "started") {
+      var badge = document.querySelector("#job-status .badge");
+      if (badge) badge.textContent = "running";
     } else if (f.type === "finished") {
       location.reload();
     }

@@ -379,6 +379,7 @@ pub async fn host_page(
 #[serde(default)]
 pub struct RunForm {
     paths: String,
+    limit_upload_kbps: String,
 }
 
 /// `POST /hosts/{id}/run`: starts a backup and lands on its job page.
@@ -389,6 +390,20 @@ pub async fn run_form(
     Form(f): Form<RunForm>,
 ) -> Result<Response, AppError> {
     me.require(&["admin", "operator"])?;
+    let limit_upload_kbps = match f.limit_upload_kbps.trim() {
+        "" => None,
+        l => match l.parse::<u64>() {
+            Ok(n) if n > 0 => Some(n),
+            _ => {
+                let fb = HostFeedback {
+                    run_paths: f.paths,
+                    run_error: Some("the upload limit must be a whole number of KiB/s".into()),
+                    ..Default::default()
+                };
+                return render_host(&state, &me, id, StatusCode::BAD_REQUEST, fb).await;
+            }
+        },
+    };
     let params = domain::jobs::JobParams {
         paths: f
             .paths
@@ -397,6 +412,7 @@ pub async fn run_form(
             .filter(|l| !l.is_empty())
             .map(str::to_string)
             .collect(),
+        limit_upload_kbps,
         ..Default::default()
     };
     let actor = domain::Actor::User(me.user.user_id.clone());

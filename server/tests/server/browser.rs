@@ -58,7 +58,13 @@ async fn browser() -> (Client, Driver) {
     panic!("chromedriver did not start");
 }
 
+/// Screenshot, after checking the page's scripts raised nothing.
 async fn shot(c: &Client, name: &str) {
+    let errors = c
+        .execute("return window.__rmErrors || [];", vec![])
+        .await
+        .unwrap();
+    assert_eq!(errors, json!([]), "script errors on {name}");
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots");
     std::fs::create_dir_all(&dir).unwrap();
     let png = c.screenshot().await.unwrap();
@@ -172,23 +178,71 @@ async fn first_run_to_first_snapshot_in_a_real_browser() {
     c.goto(&host_url).await.unwrap();
     shot(&c, "05-host-page").await;
 
-    // Run now → the live job page → finished.
+    // Run now → the live job page → finished. About 3 MiB of incompressible data at
+    // 256 KiB/s: long enough to watch it run.
     let src = tempfile::tempdir().unwrap();
-    for i in 0..20 {
-        std::fs::write(src.path().join(format!("f{i}")), vec![i as u8; 100_000]).unwrap();
+    let mut x: u32 = 2463534242;
+    for i in 0..12 {
+        let data: Vec<u8> = (0..256 * 1024)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            })
+            .collect();
+        std::fs::write(src.path().join(format!("f{i}")), data).unwrap();
     }
     fill(&c, "#f-paths", &src.path().display().to_string()).await;
-    c.find(Locator::Css(
-        "#run ~ form button, form[action$='/run'] button",
-    ))
-    .await
-    .unwrap()
-    .click()
-    .await
-    .unwrap();
+    fill(&c, "#f-limit", "256").await;
+    c.find(Locator::Css("form[action$='/run'] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     wait_for(&c, "#job-log", 10).await;
     assert!(c.current_url().await.unwrap().path().starts_with("/jobs/"));
-    wait_for(&c, "#job-status .badge.good", 60).await;
+    // The live part: progress arrives over the stream while restic runs.
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    loop {
+        let text = c
+            .find(Locator::Css("#job-progress"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap_or_default();
+        if text.contains("% ·") && text.contains("files") {
+            break;
+        }
+        if std::time::Instant::now() >= deadline {
+            let errors = c
+                .execute("return window.__rmErrors || [];", vec![])
+                .await
+                .unwrap();
+            let log = c
+                .find(Locator::Css("#job-log"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap_or_default();
+            let live = c
+                .execute(
+                    "return document.getElementById('job-log').dataset.live;",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            panic!(
+                "no live progress shown: progress={text:?} errors={errors} live={live} log={log}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    shot(&c, "06-job-running").await;
+    wait_for(&c, "#job-status .badge.good", 90).await;
     let log = c
         .find(Locator::Css("#job-log"))
         .await
@@ -197,7 +251,7 @@ async fn first_run_to_first_snapshot_in_a_real_browser() {
         .await
         .unwrap();
     assert!(log.contains("summary"), "{log}");
-    shot(&c, "06-job-finished").await;
+    shot(&c, "07-job-finished").await;
 
     // The snapshot on the host page, the events in the audit log.
     c.goto(&host_url).await.unwrap();
@@ -208,7 +262,7 @@ async fn first_run_to_first_snapshot_in_a_real_browser() {
             .is_ok()
     })
     .await;
-    shot(&c, "07-host-with-snapshot").await;
+    shot(&c, "08-host-with-snapshot").await;
     c.goto(&format!("{base}/audit")).await.unwrap();
     let body = wait_for(&c, "table.audit", 10).await.text().await.unwrap();
     for t in [
@@ -220,7 +274,7 @@ async fn first_run_to_first_snapshot_in_a_real_browser() {
     ] {
         assert!(body.contains(t), "{t} missing from the audit page");
     }
-    shot(&c, "08-audit").await;
+    shot(&c, "09-audit").await;
     c.close().await.unwrap();
     agent.kill();
     app.stop().await;
