@@ -393,6 +393,21 @@ async fn an_unreadable_file_gives_success_with_warnings() {
     app.stop().await;
 }
 
+/// Lock files restic has finished writing (it writes `<id>-tmp-<n>` first, then renames).
+fn real_locks(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| {
+                    let n = e.file_name();
+                    let n = n.to_string_lossy();
+                    n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit())
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
 fn unsafe_free_euid() -> u32 {
     std::fs::metadata("/proc/self")
         .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
@@ -443,10 +458,7 @@ async fn wrong_password_and_locked_repositories_fail_with_clear_errors() {
             .unwrap();
         let started = std::time::Instant::now();
         while started.elapsed() < Duration::from_secs(10) {
-            if std::fs::read_dir(&locks)
-                .map(|d| d.count() > 0)
-                .unwrap_or(false)
-            {
+            if real_locks(&locks) > 0 {
                 let _ = std::process::Command::new("kill")
                     .args(["-STOP", &p.id().to_string()])
                     .status();
@@ -457,11 +469,7 @@ async fn wrong_password_and_locked_repositories_fail_with_clear_errors() {
             }
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
-        if std::fs::read_dir(&locks)
-            .map(|d| d.count() > 0)
-            .unwrap_or(false)
-            && p.try_wait().unwrap().is_none()
-        {
+        if real_locks(&locks) > 0 && p.try_wait().unwrap().is_none() {
             holder = Some(p);
             break;
         }
