@@ -362,7 +362,10 @@ pub fn decide_report(
             if job.status.is_final() && job.status != JobStatus::Lost {
                 return Ok(vec![]);
             }
-            Ok(vec![Event::JobFinished(f.clone())])
+            // The agent does not say what kind of job it ran; the job does.
+            let mut f = f.clone();
+            f.kind = job.kind;
+            Ok(vec![Event::JobFinished(f)])
         }
     }
 }

@@ -122,32 +122,11 @@ async fn create_users(s: &EventStore, users: usize) {
 /// Every stored row after `after`, in seq order.
 fn read_rows(path: &Path, after: i64) -> Vec<RecordedEvent> {
     let conn = Connection::open(path).expect("open db");
-    let mut stmt = conn
-        .prepare(&format!(
-            "SELECT {COLUMNS} FROM events WHERE seq > ?1 ORDER BY seq"
-        ))
-        .expect("prepare");
-    let rows = stmt
-        .query_map([after], |r| {
-            Ok(RecordedEvent {
-                seq: r.get(0)?,
-                event_id: r.get(1)?,
-                stream: r.get(2)?,
-                stream_version: r.get(3)?,
-                event_type: r.get(4)?,
-                schema_version: r.get(5)?,
-                data: r.get(6)?,
-                actor: r.get(7)?,
-                occurred_at: r.get(8)?,
-                correlation_id: r.get(9)?,
-                causation_id: r.get(10)?,
-                command_id: r.get(11)?,
-                prev_hash: r.get(12)?,
-                hash: r.get(13)?,
-            })
-        })
-        .expect("query");
-    rows.collect::<Result<_, _>>().expect("rows")
+    let q = store::EventQuery {
+        after: Some(after),
+        ..Default::default()
+    };
+    store::query_events(&conn, &q).expect("read events")
 }
 
 /// Lengths of the runs of consecutive rows sharing `occurred_at`: every event of one group

@@ -210,16 +210,11 @@ pub async fn login(
 }
 
 /// Closes the session.
-pub async fn logout(
-    state: &AppState,
-    user_id: &str,
-    session_id: &str,
-    token_hash: &str,
-) -> Result<(), AppError> {
+pub async fn logout(state: &AppState, session: &auth::SessionUser) -> Result<(), AppError> {
     let (user_id, session_id, token_hash) = (
-        user_id.to_string(),
-        session_id.to_string(),
-        token_hash.to_string(),
+        session.user_id.clone(),
+        session.session_id.clone(),
+        session.token_hash.clone(),
     );
     state
         .store

@@ -222,31 +222,19 @@ pub async fn record_report(
     Ok(())
 }
 
-/// Builds the `JobFinished` of an agent's message (the kind comes from the job).
-pub async fn finished_event(
-    state: &AppState,
-    host_id: &str,
-    m: JobFinishedMsg,
-) -> Result<JobReport, AppError> {
-    let jid = m.job_id.clone();
-    let kind = state
-        .store
-        .read(move |c| -> Result<_, AppError> { Ok(projections::jobs::load_state(c, &jid)?) })
-        .await?
-        .jobs
-        .get(&m.job_id)
-        .map(|j| j.kind)
-        .unwrap_or(JobKind::Backup);
-    Ok(JobReport::Finished(JobFinished {
+/// The `JobFinished` of an agent's message. The agent does not know the job's kind; the
+/// decision fills it in from the job (see `domain::jobs::decide_report`).
+pub fn finished_report(host_id: &str, m: JobFinishedMsg) -> JobReport {
+    JobReport::Finished(JobFinished {
         job_id: m.job_id,
         host_id: host_id.to_string(),
-        kind,
+        kind: JobKind::Backup,
         status: m.status,
         stats: m.stats,
         error: m.error,
         snapshot_id: m.snapshot_id,
         warnings: m.warnings,
-    }))
+    })
 }
 
 /// `job.progress`: to browsers now; into the log at most every [`PROGRESS_APPEND_EVERY`].

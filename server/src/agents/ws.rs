@@ -346,12 +346,8 @@ async fn handle_frame(state: &AppState, host_id: &str, text: &str) -> Option<Str
         }
         AgentMessage::JobFinished(m) => {
             let job_id = m.job_id.clone();
-            let r = match crate::jobs::finished_event(state, host_id, m).await {
-                Ok(report) => {
-                    crate::jobs::record_report(state, host_id, &env.id, &job_id, report).await
-                }
-                Err(e) => Err(e),
-            };
+            let report = crate::jobs::finished_report(host_id, m);
+            let r = crate::jobs::record_report(state, host_id, &env.id, &job_id, report).await;
             durable(r, env.id)
         }
         AgentMessage::SnapshotsReport(m) => {

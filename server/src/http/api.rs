@@ -96,13 +96,7 @@ pub async fn logout(
     me: CurrentUser,
     jar: CookieJar,
 ) -> Result<Response, AppError> {
-    accounts::logout(
-        &state,
-        &me.user.user_id,
-        &me.user.session_id,
-        &me.user.token_hash,
-    )
-    .await?;
+    accounts::logout(&state, &me.user).await?;
     Ok((
         StatusCode::NO_CONTENT,
         jar.add(clear_session_cookie(&state)),

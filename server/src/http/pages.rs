@@ -100,6 +100,18 @@ pub async fn job_page(
     Ok(html(StatusCode::OK, web::fleet::job_page(&v, &page)))
 }
 
+fn cannot_add_hosts(v: &Viewer) -> Response {
+    html(
+        StatusCode::FORBIDDEN,
+        web::error_page(
+            v,
+            403,
+            "Not allowed",
+            "Adding hosts needs the admin or operator role.",
+        ),
+    )
+}
+
 fn can_manage(me: &CurrentUser) -> bool {
     matches!(me.user.role.as_str(), "admin" | "operator")
 }
@@ -114,15 +126,7 @@ pub async fn add_host_page(
     };
     let v = viewer(&state, &me);
     if !can_manage(&me) {
-        return Ok(html(
-            StatusCode::FORBIDDEN,
-            web::error_page(
-                &v,
-                403,
-                "Not allowed",
-                "Adding hosts needs the admin or operator role.",
-            ),
-        ));
+        return Ok(cannot_add_hosts(&v));
     }
     let page = web::fleet::AddHostPage {
         csrf: state.csrf.token_for(&me.token),
@@ -149,15 +153,7 @@ pub async fn add_host_form(
 ) -> Result<Response, AppError> {
     let v = viewer(&state, &me);
     if !can_manage(&me) {
-        return Ok(html(
-            StatusCode::FORBIDDEN,
-            web::error_page(
-                &v,
-                403,
-                "Not allowed",
-                "Adding hosts needs the admin or operator role.",
-            ),
-        ));
+        return Ok(cannot_add_hosts(&v));
     }
     let mut page = web::fleet::AddHostPage {
         csrf: state.csrf.token_for(&me.token),
@@ -543,6 +539,14 @@ fn page_error(e: AppError, page: &mut LoginPage) -> Result<StatusCode, AppError>
     }
 }
 
+/// After login or setup: the session cookie replaces the pre-session form cookie.
+fn signed_in(state: &AppState, jar: CookieJar, token: String) -> Response {
+    let jar = jar
+        .remove(Cookie::build(FORM_CSRF_COOKIE).path("/"))
+        .add(session_cookie(state, token));
+    (jar, Redirect::to("/")).into_response()
+}
+
 fn csrf_failed(page: &mut LoginPage) -> StatusCode {
     page.error = Some("The form expired. Please try again.".into());
     StatusCode::FORBIDDEN
@@ -563,12 +567,7 @@ pub async fn login_form(
         csrf_failed(&mut page)
     } else {
         match accounts::login(&state, &f.username, &f.password, ip).await {
-            Ok(opened) => {
-                let jar = jar
-                    .remove(Cookie::build(FORM_CSRF_COOKIE).path("/"))
-                    .add(session_cookie(&state, opened.token));
-                return Ok((jar, Redirect::to("/")).into_response());
-            }
+            Ok(opened) => return Ok(signed_in(&state, jar, opened.token)),
             Err(e) => page_error(e, &mut page)?,
         }
     };
@@ -608,12 +607,7 @@ pub async fn setup_form(
         )
         .await
         {
-            Ok(opened) => {
-                let jar = jar
-                    .remove(Cookie::build(FORM_CSRF_COOKIE).path("/"))
-                    .add(session_cookie(&state, opened.token));
-                return Ok((jar, Redirect::to("/")).into_response());
-            }
+            Ok(opened) => return Ok(signed_in(&state, jar, opened.token)),
             Err(AppError::Unauthorized(m)) => {
                 page.field_errors.push(("token".into(), m.to_string()));
                 StatusCode::UNAUTHORIZED
@@ -630,13 +624,7 @@ pub async fn logout_form(
     me: CurrentUser,
     jar: CookieJar,
 ) -> Result<Response, AppError> {
-    accounts::logout(
-        &state,
-        &me.user.user_id,
-        &me.user.session_id,
-        &me.user.token_hash,
-    )
-    .await?;
+    accounts::logout(&state, &me.user).await?;
     Ok((
         jar.add(clear_session_cookie(&state)),
         Redirect::to("/login"),
