@@ -436,6 +436,9 @@ async fn session(
                     ServerMessage::JobRun(j) => { let _ = jobs.send(jobs::Command::Run(j)); }
                     ServerMessage::JobCancel(c) => { let _ = jobs.send(jobs::Command::Cancel(c.job_id)); }
                     ServerMessage::SnapshotsRequest(_) => { let _ = jobs.send(jobs::Command::Snapshots); }
+                    ServerMessage::SchedulesUpdate(u) => {
+                        tracing::warn!(version = u.version, "schedule sets are not handled yet");
+                    }
                     ServerMessage::Error(err) => match err.code.as_str() {
                         "protocol_too_old" | "protocol_too_new" => {
                             return End::Fatal(format!("{} ({})", err.message, err.code), EXIT_PROTOCOL)

@@ -110,6 +110,7 @@ pub fn spawn(
                 error: Some("the agent stopped while restic was running (killed or crashed); the job did not finish".into()),
                 snapshot_id: None,
                 warnings: vec![],
+                error_code: None,
             }));
         }
         let _ = std::fs::remove_file(Marker::path(&state_dir));
@@ -162,6 +163,7 @@ async fn runner(
                             sender.send_durable(AgentMessage::JobFinished(JobFinishedMsg {
                                 job_id: j.job_id, status: JobStatus::Cancelled, stats: None,
                                 error: Some("cancelled before it started".into()), snapshot_id: None, warnings: vec![],
+                error_code: None,
                             }));
                         }
                     }
@@ -189,6 +191,7 @@ async fn run_job(
             error,
             snapshot_id: None,
             warnings: vec![],
+                error_code: None,
         }))
     };
     let repo = match secrets.load() {
@@ -291,6 +294,7 @@ async fn run_job(
         error: outcome.error,
         snapshot_id: outcome.snapshot_id,
         warnings: outcome.warnings,
+        error_code: None,
     }));
     // The result is in the outbox: from here on a crash loses nothing about this job.
     drop(marker);
@@ -325,5 +329,6 @@ async fn report_snapshots(secrets: &SecretsFile, sender: &Sender) {
     sender.send_durable(AgentMessage::SnapshotsReport(SnapshotsReportMsg {
         snapshots,
         repo_size_bytes: size,
+        restore_size_bytes: None,
     }));
 }

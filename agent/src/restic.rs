@@ -601,6 +601,7 @@ mod tests {
                 excludes: vec!["*.tmp".into()],
                 tags: vec!["daily".into()],
                 limit_upload_kbps: Some(100),
+                ..Default::default()
             },
             "web-1",
         );

@@ -41,6 +41,18 @@ pub enum DomainError {
     /// The host was deleted.
     #[error("this host was deleted; enrol it again to use it")]
     HostDeleted,
+    /// No such source group on this host.
+    #[error("no such source group on this host")]
+    UnknownSourceGroup,
+    /// No such schedule on this host.
+    #[error("no such schedule on this host")]
+    UnknownSchedule,
+    /// A group that schedules use cannot be deleted.
+    #[error("this group is used by {} schedule(s); remove it from them first", .0.len())]
+    GroupInUse(Vec<String>),
+    /// A host keeps at least one group.
+    #[error("a host needs at least one source group; this is its last")]
+    LastSourceGroup,
     /// An event could not be decoded from its stored form.
     #[error("event {event_type} v{schema_version} could not be decoded: {message}")]
     UndecodableEvent {

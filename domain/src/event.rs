@@ -19,6 +19,12 @@ pub use crate::jobs::{
     JobCancelRequested, JobDispatched, JobFinished, JobLogged, JobLost, JobProgressed, JobQueued,
     JobStarted, SnapshotsReported,
 };
+pub use crate::sources::{
+    AdminCredentialsChanged, BandwidthChanged, HooksChanged, MaintenanceChanged,
+    PendingRunAttempted, PendingRunCompleted, PendingRunDropped, PendingRunQueued,
+    PendingRunRetryScheduled, ScheduleDeleted, ScheduleSaved, ScheduleSetApplied,
+    SourceGroupDeleted, SourceGroupSaved,
+};
 use crate::users::{LoginFailure, Role};
 
 macro_rules! events {
@@ -125,6 +131,34 @@ events! {
     JobLost = 1,
     /// A host's snapshot list and repository size.
     SnapshotsReported = 1,
+    /// A source group was created or changed.
+    SourceGroupSaved = 1,
+    /// A source group was deleted.
+    SourceGroupDeleted = 1,
+    /// A schedule was created or changed.
+    ScheduleSaved = 1,
+    /// A schedule was deleted.
+    ScheduleDeleted = 1,
+    /// The agent armed a schedule version.
+    ScheduleSetApplied = 1,
+    /// Repository maintenance cadences changed.
+    MaintenanceChanged = 1,
+    /// Bandwidth caps changed.
+    BandwidthChanged = 1,
+    /// Hooks were set (the scripts are in the vault).
+    HooksChanged = 1,
+    /// The admin (forget/prune) credential was set or removed.
+    AdminCredentialsChanged = 1,
+    /// A run waits for its offline host.
+    PendingRunQueued = 1,
+    /// A pending run was sent as a job.
+    PendingRunAttempted = 1,
+    /// A pending run's attempt failed; it waits for its next.
+    PendingRunRetryScheduled = 1,
+    /// A pending run is done.
+    PendingRunCompleted = 1,
+    /// A pending run was given up.
+    PendingRunDropped = 1,
 }
 
 impl Event {
@@ -156,6 +190,20 @@ impl Event {
             Event::JobFinished(x) => format!("job-{}", x.job_id),
             Event::JobLost(x) => format!("job-{}", x.job_id),
             Event::SnapshotsReported(x) => format!("host-{}", x.host_id),
+            Event::SourceGroupSaved(x) => format!("host-{}", x.host_id),
+            Event::SourceGroupDeleted(x) => format!("host-{}", x.host_id),
+            Event::ScheduleSaved(x) => format!("host-{}", x.host_id),
+            Event::ScheduleDeleted(x) => format!("host-{}", x.host_id),
+            Event::ScheduleSetApplied(x) => format!("host-{}", x.host_id),
+            Event::MaintenanceChanged(x) => format!("host-{}", x.host_id),
+            Event::BandwidthChanged(x) => format!("host-{}", x.host_id),
+            Event::HooksChanged(x) => format!("host-{}", x.host_id),
+            Event::AdminCredentialsChanged(x) => format!("host-{}", x.host_id),
+            Event::PendingRunQueued(x) => format!("pending-{}", x.run_id),
+            Event::PendingRunAttempted(x) => format!("pending-{}", x.run_id),
+            Event::PendingRunRetryScheduled(x) => format!("pending-{}", x.run_id),
+            Event::PendingRunCompleted(x) => format!("pending-{}", x.run_id),
+            Event::PendingRunDropped(x) => format!("pending-{}", x.run_id),
         }
     }
 }

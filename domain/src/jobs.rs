@@ -14,7 +14,7 @@ use crate::error::DomainError;
 use crate::event::Event;
 
 /// What a job runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobKind {
     /// `restic init`.
@@ -113,6 +113,49 @@ pub struct JobParams {
     /// Upload limit, KiB/s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit_upload_kbps: Option<u64>,
+    /// Download limit, KiB/s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit_download_kbps: Option<u64>,
+    /// forget: which snapshots to keep (scoped to `tags`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<crate::sources::RetentionPolicy>,
+    /// check: `--read-data-subset N%`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check_subset_pct: Option<u8>,
+}
+
+/// What started a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    /// An operator (Run-now, the API).
+    #[default]
+    Manual,
+    /// The agent's local scheduler.
+    Schedule,
+    /// The server's maintenance ticker.
+    Maintenance,
+    /// A pending run drained on reconnect.
+    Pending,
+    /// Automatic set-up (the first `init`).
+    Auto,
+}
+
+impl Trigger {
+    /// API name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Trigger::Manual => "manual",
+            Trigger::Schedule => "schedule",
+            Trigger::Maintenance => "maintenance",
+            Trigger::Pending => "pending",
+            Trigger::Auto => "auto",
+        }
+    }
+
+    fn is_manual(&self) -> bool {
+        *self == Trigger::Manual
+    }
 }
 
 /// `JobQueued`.
@@ -126,6 +169,18 @@ pub struct JobQueued {
     pub kind: JobKind,
     /// What to run.
     pub params: JobParams,
+    /// What started it.
+    #[serde(default, skip_serializing_if = "Trigger::is_manual")]
+    pub trigger: Trigger,
+    /// The source group it runs for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_group_id: Option<String>,
+    /// The schedule that fired it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_id: Option<String>,
+    /// The pending run it attempts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_run_id: Option<String>,
 }
 
 macro_rules! job_ref {
@@ -222,6 +277,10 @@ pub struct JobFinished {
     /// Items restic could not read (exit 3).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Why it failed, for machines: `repo_locked`, `repo_missing`, `wrong_password`,
+    /// `check_failed`, `hook_failed`, `restic_failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
 }
 
 /// `JobLost`.
@@ -266,6 +325,9 @@ pub struct SnapshotsReported {
     /// `restic stats --mode raw-data` total size, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repo_size_bytes: Option<u64>,
+    /// `restic stats` (restore-size) total: what the snapshots hold before deduplication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_size_bytes: Option<u64>,
 }
 
 /// One job as decisions see it.

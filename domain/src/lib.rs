@@ -17,6 +17,7 @@ pub mod event;
 pub mod hosts;
 pub mod jobs;
 pub mod protocol;
+pub mod sources;
 pub mod timestamp;
 pub mod upcast;
 pub mod users;

@@ -204,6 +204,11 @@ messages! {
         JobFinished(JobFinishedMsg) = "job.finished",
         /// The repository's snapshot list and size. Durable.
         SnapshotsReport(SnapshotsReportMsg) = "snapshots.report",
+        /// The agent armed schedule set version N. Durable.
+        SchedulesApplied(SchedulesApplied) = "schedules.applied",
+        /// The local scheduler fired: a job the server has not seen yet. Durable, and sent
+        /// before the job's `job.started`.
+        JobScheduled(JobScheduledMsg) = "job.scheduled",
     }
 }
 
@@ -224,6 +229,8 @@ messages! {
         JobCancel(JobCancelMsg) = "job.cancel",
         /// Report the snapshot list now.
         SnapshotsRequest(SnapshotsRequestMsg) = "snapshots.request",
+        /// The resolved schedule set (groups inlined) for the local scheduler.
+        SchedulesUpdate(SchedulesUpdate) = "schedules.update",
     }
 }
 
@@ -237,6 +244,8 @@ impl AgentMessage {
                 | AgentMessage::JobStarted(_)
                 | AgentMessage::JobFinished(_)
                 | AgentMessage::SnapshotsReport(_)
+                | AgentMessage::SchedulesApplied(_)
+                | AgentMessage::JobScheduled(_)
         )
     }
 }
@@ -319,6 +328,9 @@ pub struct JobFinishedMsg {
     /// Unreadable items.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Why it failed, for machines (see [`crate::jobs::JobFinished::error_code`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
 }
 
 /// `snapshots.report`.
@@ -329,6 +341,112 @@ pub struct SnapshotsReportMsg {
     /// Repository size (raw data).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repo_size_bytes: Option<u64>,
+    /// Size of the snapshots' contents before deduplication (`stats`, restore-size).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_size_bytes: Option<u64>,
+}
+
+/// `schedules.applied`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchedulesApplied {
+    /// The schedule set version armed.
+    pub version: u64,
+}
+
+/// `job.scheduled`: the agent's own scheduler started a backup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobScheduledMsg {
+    /// The job id the agent chose (UUIDv7).
+    pub job_id: String,
+    /// The schedule that fired.
+    pub schedule_id: String,
+    /// The group it backs up.
+    pub source_group_id: String,
+    /// Always `backup` today.
+    pub kind: crate::jobs::JobKind,
+    /// What it runs (paths, excludes, tag, caps).
+    pub params: crate::jobs::JobParams,
+    /// When the schedule fired (RFC 3339).
+    pub fired_at: String,
+}
+
+/// Pre- and post-backup hooks (shell scripts run by `/bin/sh -c`). Secret: they travel only
+/// over the authenticated socket and live in the server's vault and the agent's secrets file.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Hooks {
+    /// Runs before restic; a non-zero exit aborts the backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre: Option<String>,
+    /// Runs after restic, always, with `RM_JOB_STATUS` set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post: Option<String>,
+}
+
+impl Hooks {
+    /// Neither hook set.
+    pub fn is_empty(&self) -> bool {
+        self.pre.is_none() && self.post.is_none()
+    }
+}
+
+impl std::fmt::Debug for Hooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hooks")
+            .field("pre", &self.pre.as_ref().map(|_| "***"))
+            .field("post", &self.post.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+/// One source group as the agent's scheduler needs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduledGroup {
+    /// Group id.
+    pub source_group_id: String,
+    /// Name, used as the snapshot tag.
+    pub name: String,
+    /// Paths.
+    pub includes: Vec<String>,
+    /// Exclude patterns.
+    #[serde(default)]
+    pub excludes: Vec<String>,
+    /// Retention (the agent does not run forget itself; kept for display and what-if).
+    #[serde(default)]
+    pub retention_policy: crate::sources::RetentionPolicy,
+    /// Retries of a failed scheduled backup.
+    #[serde(default)]
+    pub retry_max: u32,
+    /// Wait before retry n, times n.
+    #[serde(default)]
+    pub retry_backoff_seconds: u64,
+    /// The group's hooks (or the host's defaults).
+    #[serde(default, skip_serializing_if = "Hooks::is_empty")]
+    pub hooks: Hooks,
+}
+
+/// One schedule with its groups resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduleSpec {
+    /// Schedule id.
+    pub schedule_id: String,
+    /// Five-field cron, UTC.
+    pub cron: String,
+    /// Paused schedules are kept but do not fire.
+    pub enabled: bool,
+    /// The groups it backs up, one job each.
+    pub groups: Vec<ScheduledGroup>,
+}
+
+/// `schedules.update`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchedulesUpdate {
+    /// The host's schedule version.
+    pub version: u64,
+    /// Every schedule of the host.
+    pub schedules: Vec<ScheduleSpec>,
+    /// Host-wide caps for local runs.
+    #[serde(default)]
+    pub bandwidth: crate::sources::Bandwidth,
 }
 
 /// `job.run`.
@@ -341,6 +459,14 @@ pub struct JobRunMsg {
     /// Its parameters.
     #[serde(default)]
     pub params: crate::jobs::JobParams,
+    /// Backups: the hooks to run around restic.
+    #[serde(default, skip_serializing_if = "Hooks::is_empty")]
+    pub hooks: Hooks,
+    /// forget/prune: the full-access credential, when the host has one. The agent keeps it
+    /// in its own slot of the secrets file, apart from the everyday credential, for the
+    /// length of the job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_repo: Option<RepoCredentials>,
 }
 
 /// `job.cancel`.
@@ -489,6 +615,7 @@ mod tests {
                     error: None,
                     snapshot_id: Some("abcd1234".into()),
                     warnings: vec!["/etc/shadow: permission denied".into()],
+                    error_code: None,
                 }),
                 json!({"v":1,"id":"id-1","re":"id-0","type":"job.finished","payload":{"job_id":"j",
                     "status":"succeeded_with_warnings","stats":{"files_new":1},"snapshot_id":"abcd1234",
@@ -505,9 +632,32 @@ mod tests {
                         hostname: "h".into(),
                     }],
                     repo_size_bytes: Some(7),
+                    restore_size_bytes: Some(21),
                 }),
                 json!({"v":1,"id":"id-1","re":"id-0","type":"snapshots.report","payload":{"snapshots":[
-                    {"id":"ab","short_id":"a","time":"t","paths":["/srv"],"tags":[],"hostname":"h"}],"repo_size_bytes":7}}),
+                    {"id":"ab","short_id":"a","time":"t","paths":["/srv"],"tags":[],"hostname":"h"}],
+                    "repo_size_bytes":7,"restore_size_bytes":21}}),
+            ),
+            (
+                AgentMessage::SchedulesApplied(SchedulesApplied { version: 5 }),
+                json!({"v":1,"id":"id-1","re":"id-0","type":"schedules.applied","payload":{"version":5}}),
+            ),
+            (
+                AgentMessage::JobScheduled(JobScheduledMsg {
+                    job_id: "j".into(),
+                    schedule_id: "s".into(),
+                    source_group_id: "g".into(),
+                    kind: crate::jobs::JobKind::Backup,
+                    params: crate::jobs::JobParams {
+                        paths: vec!["/srv".into()],
+                        tags: vec!["default".into()],
+                        ..Default::default()
+                    },
+                    fired_at: "t".into(),
+                }),
+                json!({"v":1,"id":"id-1","re":"id-0","type":"job.scheduled","payload":{"job_id":"j",
+                    "schedule_id":"s","source_group_id":"g","kind":"backup",
+                    "params":{"paths":["/srv"],"tags":["default"]},"fired_at":"t"}}),
             ),
         ];
         assert_eq!(
@@ -561,10 +711,69 @@ mod tests {
                         excludes: vec!["*.tmp".into()],
                         tags: vec!["daily".into()],
                         limit_upload_kbps: Some(512),
+                        ..Default::default()
                     },
+                    hooks: Hooks {
+                        pre: Some("pg_dump db > /srv/db.sql".into()),
+                        post: None,
+                    },
+                    admin_repo: None,
                 }),
                 json!({"v":1,"id":"id-1","re":"id-0","type":"job.run","payload":{"job_id":"j","kind":"backup",
-                    "params":{"paths":["/srv"],"excludes":["*.tmp"],"tags":["daily"],"limit_upload_kbps":512}}}),
+                    "params":{"paths":["/srv"],"excludes":["*.tmp"],"tags":["daily"],"limit_upload_kbps":512},
+                    "hooks":{"pre":"pg_dump db > /srv/db.sql"}}}),
+            ),
+            (
+                ServerMessage::JobRun(JobRunMsg {
+                    job_id: "j".into(),
+                    kind: crate::jobs::JobKind::Forget,
+                    params: crate::jobs::JobParams {
+                        tags: vec!["default".into()],
+                        retention: Some(crate::sources::RetentionPolicy {
+                            keep_last: Some(3),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    },
+                    hooks: Hooks::default(),
+                    admin_repo: Some(RepoCredentials {
+                        url: "/srv/repo".into(),
+                        username: None,
+                        password: "pw".into(),
+                    }),
+                }),
+                json!({"v":1,"id":"id-1","re":"id-0","type":"job.run","payload":{"job_id":"j","kind":"forget",
+                    "params":{"tags":["default"],"retention":{"keep_last":3}},
+                    "admin_repo":{"url":"/srv/repo","password":"pw"}}}),
+            ),
+            (
+                ServerMessage::SchedulesUpdate(SchedulesUpdate {
+                    version: 7,
+                    schedules: vec![ScheduleSpec {
+                        schedule_id: "s".into(),
+                        cron: "0 3 * * *".into(),
+                        enabled: true,
+                        groups: vec![ScheduledGroup {
+                            source_group_id: "g".into(),
+                            name: "default".into(),
+                            includes: vec!["/srv".into()],
+                            excludes: vec![],
+                            retention_policy: Default::default(),
+                            retry_max: 2,
+                            retry_backoff_seconds: 60,
+                            hooks: Hooks::default(),
+                        }],
+                    }],
+                    bandwidth: crate::sources::Bandwidth {
+                        up_kbps: Some(100),
+                        down_kbps: None,
+                    },
+                }),
+                json!({"v":1,"id":"id-1","re":"id-0","type":"schedules.update","payload":{"version":7,
+                    "schedules":[{"schedule_id":"s","cron":"0 3 * * *","enabled":true,"groups":[{
+                        "source_group_id":"g","name":"default","includes":["/srv"],"excludes":[],
+                        "retention_policy":{},"retry_max":2,"retry_backoff_seconds":60}]}],
+                    "bandwidth":{"up_kbps":100,"down_kbps":null}}}),
             ),
             (
                 ServerMessage::JobCancel(JobCancelMsg { job_id: "j".into() }),
@@ -586,8 +795,8 @@ mod tests {
         ];
         assert_eq!(
             cases.len(),
-            ServerMessage::TYPES.len(),
-            "every message is pinned"
+            ServerMessage::TYPES.len() + 1,
+            "every message is pinned (job.run twice)"
         );
         for (m, want) in cases {
             assert_eq!(frame(&m, to), want);

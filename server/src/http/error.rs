@@ -107,6 +107,10 @@ impl AppError {
                 DomainError::HostOffline => (S::CONFLICT, "host_offline", msg, None),
                 DomainError::JobAlreadyFinished => (S::CONFLICT, "job_finished", msg, None),
                 DomainError::HostDeleted => (S::NOT_FOUND, "host_deleted", msg, None),
+                DomainError::UnknownSourceGroup => (S::NOT_FOUND, "not_found", msg, None),
+                DomainError::UnknownSchedule => (S::NOT_FOUND, "not_found", msg, None),
+                DomainError::GroupInUse(_) => (S::CONFLICT, "group_in_use", msg, None),
+                DomainError::LastSourceGroup => (S::CONFLICT, "last_source_group", msg, None),
                 DomainError::UndecodableEvent { .. } => internal(),
             },
             AppError::Store(s) => match s {
@@ -168,6 +172,10 @@ impl IntoResponse for AppError {
         let mut body = json!({ "error": { "code": code, "message": message } });
         if let Some(f) = field {
             body["error"]["field"] = json!(f);
+        }
+        // The UI lists the schedules to edit first.
+        if let AppError::Domain(DomainError::GroupInUse(ids)) = &self {
+            body["error"]["schedules"] = json!(ids);
         }
         let mut resp = (status, Json(body)).into_response();
         if let AppError::RateLimited { retry_after } = self {
