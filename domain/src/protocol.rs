@@ -132,6 +132,8 @@ macro_rules! messages {
         }
     ) => {
         $(#[$edoc])*
+        // Messages live for one send or one dispatch; boxing the big ones buys nothing.
+        #[allow(clippy::large_enum_variant)]
         #[derive(Debug, Clone, PartialEq)]
         pub enum $enum {
             $( $(#[$doc])* $name($payload), )*

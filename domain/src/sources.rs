@@ -383,7 +383,9 @@ pub fn to_cron_crate(expr: &str) -> Result<String, DomainError> {
         let day = |t: &str| -> Result<String, DomainError> {
             match t.parse::<usize>() {
                 Ok(n) if n <= 7 => Ok(DAYS[n].to_string()),
-                Ok(_) => Err(err("day-of-week numbers run from 0 to 7 (0 and 7 are Sunday)")),
+                Ok(_) => Err(err(
+                    "day-of-week numbers run from 0 to 7 (0 and 7 are Sunday)",
+                )),
                 Err(_) => Ok(t.to_string()),
             }
         };
@@ -470,10 +472,16 @@ pub fn describe_cron(expr: &str) -> String {
 
 /// The quick-pick chips of the schedule editor: (expression, words).
 pub fn cron_presets() -> Vec<(&'static str, String)> {
-    ["0 * * * *", "0 3 * * *", "30 1 * * 1-5", "0 4 * * 0", "0 5 1 * *"]
-        .into_iter()
-        .map(|e| (e, describe_cron(e)))
-        .collect()
+    [
+        "0 * * * *",
+        "0 3 * * *",
+        "30 1 * * 1-5",
+        "0 4 * * 0",
+        "0 5 1 * *",
+    ]
+    .into_iter()
+    .map(|e| (e, describe_cron(e)))
+    .collect()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -883,7 +891,11 @@ pub fn decide(
                 _ => {}
             }
             let mut schedule = schedule.clone();
-            schedule.cron = schedule.cron.split_whitespace().collect::<Vec<_>>().join(" ");
+            schedule.cron = schedule
+                .cron
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
             vec![ScheduleSaved {
                 host_id,
                 schedule,
@@ -1054,20 +1066,26 @@ mod tests {
         assert_eq!(to_cron_crate("0 3 * * 0").unwrap(), "0 0 3 * * Sun");
         assert_eq!(to_cron_crate("0 3 * * 7").unwrap(), "0 0 3 * * Sun");
         assert_eq!(to_cron_crate("0 3 * * 1-5").unwrap(), "0 0 3 * * Mon-Fri");
-        assert_eq!(to_cron_crate("0 3 * * 5-7").unwrap(), "0 0 3 * * Fri-Sat,Sun");
+        assert_eq!(
+            to_cron_crate("0 3 * * 5-7").unwrap(),
+            "0 0 3 * * Fri-Sat,Sun"
+        );
         assert!(parse_cron("* * * *").is_err());
         assert!(parse_cron("61 * * * *").is_err());
         assert!(parse_cron("0 3 * * 9").is_err());
-        for e in ["*/5 * * * *", "0 3 * * 1-5", "15 2 1 * *", "0 4 * * 5-7", "0 0 * * mon"] {
+        for e in [
+            "*/5 * * * *",
+            "0 3 * * 1-5",
+            "15 2 1 * *",
+            "0 4 * * 5-7",
+            "0 0 * * mon",
+        ] {
             assert!(parse_cron(e).is_ok(), "{e}");
         }
         // 2026-11-29 is a Sunday.
         let sun_0000 = 1_795_910_400;
         assert_eq!(next_fire("0 3 * * 0", sun_0000), Some(sun_0000 + 3 * 3600));
-        assert_eq!(
-            next_fire("0 3 * * 1", sun_0000),
-            Some(sun_0000 + 27 * 3600)
-        );
+        assert_eq!(next_fire("0 3 * * 1", sun_0000), Some(sun_0000 + 27 * 3600));
         assert_eq!(next_fire("* * * * *", sun_0000), Some(sun_0000 + 60));
     }
 
@@ -1086,69 +1104,196 @@ mod tests {
     fn groups_names_are_unique_and_the_last_one_stays() {
         let g1 = group("g1", "default");
         let mut cfg = fold(
-            &decide(&HostConfig::default(), "h", &ConfigCommand::SaveGroup { group: g1.clone(), create: true }).unwrap(),
+            &decide(
+                &HostConfig::default(),
+                "h",
+                &ConfigCommand::SaveGroup {
+                    group: g1.clone(),
+                    create: true,
+                },
+            )
+            .unwrap(),
         );
         assert_eq!(cfg.schedule_version, 1);
         let dup = group("g2", "default");
         assert!(matches!(
-            decide(&cfg, "h", &ConfigCommand::SaveGroup { group: dup, create: true }),
+            decide(
+                &cfg,
+                "h",
+                &ConfigCommand::SaveGroup {
+                    group: dup,
+                    create: true
+                }
+            ),
             Err(DomainError::Invalid { field: "name", .. })
         ));
         assert_eq!(
-            decide(&cfg, "h", &ConfigCommand::DeleteGroup { group_id: "g1".into() }),
+            decide(
+                &cfg,
+                "h",
+                &ConfigCommand::DeleteGroup {
+                    group_id: "g1".into()
+                }
+            ),
             Err(DomainError::LastSourceGroup)
         );
         let g2 = group("g2", "db");
-        for e in decide(&cfg, "h", &ConfigCommand::SaveGroup { group: g2, create: true }).unwrap() {
+        for e in decide(
+            &cfg,
+            "h",
+            &ConfigCommand::SaveGroup {
+                group: g2,
+                create: true,
+            },
+        )
+        .unwrap()
+        {
             cfg.evolve(&e);
         }
-        let s = Schedule { id: "s1".into(), cron: "0  3 * * *".into(), enabled: true, source_group_ids: vec!["g1".into()] };
-        let ev = decide(&cfg, "h", &ConfigCommand::SaveSchedule { schedule: s, create: true }).unwrap();
+        let s = Schedule {
+            id: "s1".into(),
+            cron: "0  3 * * *".into(),
+            enabled: true,
+            source_group_ids: vec!["g1".into()],
+        };
+        let ev = decide(
+            &cfg,
+            "h",
+            &ConfigCommand::SaveSchedule {
+                schedule: s,
+                create: true,
+            },
+        )
+        .unwrap();
         for e in &ev {
             cfg.evolve(e);
         }
         assert_eq!(cfg.schedules["s1"].cron, "0 3 * * *");
         assert_eq!(cfg.schedule_version, 3);
         assert_eq!(
-            decide(&cfg, "h", &ConfigCommand::DeleteGroup { group_id: "g1".into() }),
+            decide(
+                &cfg,
+                "h",
+                &ConfigCommand::DeleteGroup {
+                    group_id: "g1".into()
+                }
+            ),
             Err(DomainError::GroupInUse(vec!["s1".into()]))
         );
-        assert!(decide(&cfg, "h", &ConfigCommand::DeleteGroup { group_id: "g2".into() }).is_ok());
+        assert!(decide(
+            &cfg,
+            "h",
+            &ConfigCommand::DeleteGroup {
+                group_id: "g2".into()
+            }
+        )
+        .is_ok());
         // Saving the same thing twice is no change.
         let same = cfg.groups["g1"].clone();
-        assert!(decide(&cfg, "h", &ConfigCommand::SaveGroup { group: same, create: false }).unwrap().is_empty());
+        assert!(decide(
+            &cfg,
+            "h",
+            &ConfigCommand::SaveGroup {
+                group: same,
+                create: false
+            }
+        )
+        .unwrap()
+        .is_empty());
     }
 
     #[test]
     fn schedules_need_groups_of_this_host() {
-        let cfg = fold(&decide(&HostConfig::default(), "h", &ConfigCommand::SaveGroup { group: group("g1", "a"), create: true }).unwrap());
+        let cfg = fold(
+            &decide(
+                &HostConfig::default(),
+                "h",
+                &ConfigCommand::SaveGroup {
+                    group: group("g1", "a"),
+                    create: true,
+                },
+            )
+            .unwrap(),
+        );
         let mk = |ids: Vec<&str>, cron: &str| ConfigCommand::SaveSchedule {
-            schedule: Schedule { id: "s".into(), cron: cron.into(), enabled: true, source_group_ids: ids.into_iter().map(String::from).collect() },
+            schedule: Schedule {
+                id: "s".into(),
+                cron: cron.into(),
+                enabled: true,
+                source_group_ids: ids.into_iter().map(String::from).collect(),
+            },
             create: true,
         };
-        assert!(matches!(decide(&cfg, "h", &mk(vec![], "* * * * *")), Err(DomainError::Invalid { field: "source_group_ids", .. })));
-        assert!(matches!(decide(&cfg, "h", &mk(vec!["other"], "* * * * *")), Err(DomainError::Invalid { field: "source_group_ids", .. })));
-        assert!(matches!(decide(&cfg, "h", &mk(vec!["g1"], "every day")), Err(DomainError::Invalid { field: "cron", .. })));
+        assert!(matches!(
+            decide(&cfg, "h", &mk(vec![], "* * * * *")),
+            Err(DomainError::Invalid {
+                field: "source_group_ids",
+                ..
+            })
+        ));
+        assert!(matches!(
+            decide(&cfg, "h", &mk(vec!["other"], "* * * * *")),
+            Err(DomainError::Invalid {
+                field: "source_group_ids",
+                ..
+            })
+        ));
+        assert!(matches!(
+            decide(&cfg, "h", &mk(vec!["g1"], "every day")),
+            Err(DomainError::Invalid { field: "cron", .. })
+        ));
         assert!(decide(&cfg, "h", &mk(vec!["g1"], "*/5 * * * *")).is_ok());
     }
 
     #[test]
     fn applied_versions_only_move_forward() {
-        let mut cfg = fold(&decide(&HostConfig::default(), "h", &ConfigCommand::SaveGroup { group: group("g1", "a"), create: true }).unwrap());
+        let mut cfg = fold(
+            &decide(
+                &HostConfig::default(),
+                "h",
+                &ConfigCommand::SaveGroup {
+                    group: group("g1", "a"),
+                    create: true,
+                },
+            )
+            .unwrap(),
+        );
         let e = decide(&cfg, "h", &ConfigCommand::RecordApplied { version: 1 }).unwrap();
         assert_eq!(e.len(), 1);
         cfg.evolve(&e[0]);
-        assert!(decide(&cfg, "h", &ConfigCommand::RecordApplied { version: 1 }).unwrap().is_empty());
-        assert!(decide(&cfg, "h", &ConfigCommand::RecordApplied { version: 9 }).unwrap().is_empty());
+        assert!(
+            decide(&cfg, "h", &ConfigCommand::RecordApplied { version: 1 })
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            decide(&cfg, "h", &ConfigCommand::RecordApplied { version: 9 })
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
     fn retention_and_cadences() {
-        let p = RetentionPolicy { keep_last: Some(3), keep_within: Some("30d".into()), ..Default::default() };
+        let p = RetentionPolicy {
+            keep_last: Some(3),
+            keep_within: Some("30d".into()),
+            ..Default::default()
+        };
         assert_eq!(p.to_args(), vec!["--keep-last=3", "--keep-within=30d"]);
         assert!(p.validate().is_ok());
-        assert!(RetentionPolicy { keep_within: Some("30 days".into()), ..Default::default() }.validate().is_err());
-        assert!(RetentionPolicy { keep_daily: Some(0), ..Default::default() }.validate().is_err());
+        assert!(RetentionPolicy {
+            keep_within: Some("30 days".into()),
+            ..Default::default()
+        }
+        .validate()
+        .is_err());
+        assert!(RetentionPolicy {
+            keep_daily: Some(0),
+            ..Default::default()
+        }
+        .validate()
+        .is_err());
         assert_eq!(parse_cadence("daily"), Ok(Some(86_400)));
         assert_eq!(parse_cadence("12h"), Ok(Some(43_200)));
         assert_eq!(parse_cadence("90s"), Ok(Some(90)));
@@ -1159,7 +1304,12 @@ mod tests {
 
     #[test]
     fn maintenance_runs_once_per_window() {
-        let m = Maintenance { forget_cadence: "off".into(), prune_cadence: "off".into(), check_cadence: "1h".into(), ..Default::default() };
+        let m = Maintenance {
+            forget_cadence: "off".into(),
+            prune_cadence: "off".into(),
+            check_cadence: "1h".into(),
+            ..Default::default()
+        };
         let now = 1_795_910_400 + 1234;
         let due = due_maintenance("h1", &m, now, &BTreeMap::new());
         assert_eq!(due.len(), 1);
@@ -1171,7 +1321,16 @@ mod tests {
         assert!(due_maintenance("h1", &m, now, &last).is_empty());
         // The next window is due again.
         assert_eq!(due_maintenance("h1", &m, start + 3600, &last)[0].1, idx + 1);
-        assert!(due_maintenance("h1", &Maintenance { enabled: false, ..m }, now, &BTreeMap::new()).is_empty());
+        assert!(due_maintenance(
+            "h1",
+            &Maintenance {
+                enabled: false,
+                ..m
+            },
+            now,
+            &BTreeMap::new()
+        )
+        .is_empty());
     }
 
     #[test]

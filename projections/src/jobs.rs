@@ -30,7 +30,12 @@ CREATE TABLE IF NOT EXISTS jobs (
     cancel_requested INTEGER NOT NULL DEFAULT 0,
     lost_reason   TEXT,
     late_result   INTEGER NOT NULL DEFAULT 0,
-    log_lines     INTEGER NOT NULL DEFAULT 0
+    log_lines     INTEGER NOT NULL DEFAULT 0,
+    trigger       TEXT NOT NULL DEFAULT 'manual',
+    source_group_id TEXT,
+    schedule_id   TEXT,
+    pending_run_id TEXT,
+    error_code    TEXT
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS jobs_host ON jobs(host_id, queued_seq);
 CREATE TABLE IF NOT EXISTS job_logs (
@@ -48,7 +53,7 @@ impl Projection for JobsProjection {
         "jobs"
     }
     fn version(&self) -> u32 {
-        1
+        2
     }
     fn tables(&self) -> &'static [&'static str] {
         &["jobs", "job_logs"]
@@ -62,8 +67,9 @@ impl Projection for JobsProjection {
         match event {
             Event::JobQueued(q) => {
                 conn.prepare_cached(
-                    "INSERT INTO jobs (id, host_id, kind, status, params, queued_at, queued_seq)
-                     VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6)",
+                    "INSERT INTO jobs (id, host_id, kind, status, params, queued_at, queued_seq,
+                                       trigger, source_group_id, schedule_id, pending_run_id)
+                     VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 )?
                 .execute(params![
                     q.job_id,
@@ -71,7 +77,11 @@ impl Projection for JobsProjection {
                     q.kind.as_str(),
                     serde_json::to_string(&q.params).unwrap_or_default(),
                     at,
-                    ev.seq
+                    ev.seq,
+                    q.trigger.as_str(),
+                    q.source_group_id,
+                    q.schedule_id,
+                    q.pending_run_id
                 ])?;
             }
             Event::JobDispatched(r) => {
@@ -121,7 +131,8 @@ impl Projection for JobsProjection {
             Event::JobFinished(f) => {
                 conn.prepare_cached(
                     "UPDATE jobs SET late_result = (status = 'lost'), status = ?2, finished_at = ?3,
-                       started_at = coalesce(started_at, ?3), stats = ?4, error = ?5, snapshot_id = ?6, warnings = ?7
+                       started_at = coalesce(started_at, ?3), stats = ?4, error = ?5, snapshot_id = ?6, warnings = ?7,
+                       error_code = ?8
                      WHERE id = ?1",
                 )?
                 .execute(params![
@@ -131,7 +142,8 @@ impl Projection for JobsProjection {
                     f.stats.as_ref().map(|s| s.to_string()),
                     f.error,
                     f.snapshot_id,
-                    serde_json::to_string(&f.warnings).unwrap_or_default()
+                    serde_json::to_string(&f.warnings).unwrap_or_default(),
+                    f.error_code
                 ])?;
             }
             Event::JobLost(l) => {
@@ -241,11 +253,22 @@ pub struct Job {
     pub cancel_requested: bool,
     /// The result arrived after the job was declared lost.
     pub late_result: bool,
+    /// What started it: manual, schedule, maintenance, pending, auto.
+    pub trigger: String,
+    /// The source group it ran for.
+    pub source_group_id: Option<String>,
+    /// The schedule that fired it.
+    pub schedule_id: Option<String>,
+    /// The pending run it attempted.
+    pub pending_run_id: Option<String>,
+    /// Why it failed, for machines.
+    pub error_code: Option<String>,
 }
 
 const JOB_COLS: &str =
     "id, host_id, kind, status, queued_at, started_at, finished_at, progress, stats, error, \
-     snapshot_id, warnings, params, cancel_requested, late_result";
+     snapshot_id, warnings, params, cancel_requested, late_result, trigger, source_group_id, \
+     schedule_id, pending_run_id, error_code";
 
 fn json_of(s: Option<String>) -> Option<Value> {
     s.and_then(|t| serde_json::from_str(&t).ok())
@@ -270,6 +293,11 @@ fn job_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
         params: json_of(r.get(12)?).unwrap_or(Value::Null),
         cancel_requested: r.get(13)?,
         late_result: r.get(14)?,
+        trigger: r.get(15)?,
+        source_group_id: r.get(16)?,
+        schedule_id: r.get(17)?,
+        pending_run_id: r.get(18)?,
+        error_code: r.get(19)?,
     })
 }
 
@@ -298,15 +326,35 @@ pub fn open_for_host(conn: &Connection, host_id: &str) -> rusqlite::Result<Vec<S
     rows.collect()
 }
 
+/// A job sent to an agent but not started.
+#[derive(Debug, Clone)]
+pub struct Undelivered {
+    /// Id.
+    pub id: String,
+    /// Kind (API name).
+    pub kind: String,
+    /// Params (JSON).
+    pub params: String,
+    /// Group.
+    pub source_group_id: Option<String>,
+}
+
 /// A host's jobs that were sent but not started, oldest first, with what to run.
 pub fn undelivered_for_host(
     conn: &Connection,
     host_id: &str,
-) -> rusqlite::Result<Vec<(String, String, String)>> {
+) -> rusqlite::Result<Vec<Undelivered>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, kind, params FROM jobs WHERE host_id = ?1 AND status IN ('queued', 'dispatched') ORDER BY queued_seq",
+        "SELECT id, kind, params, source_group_id FROM jobs WHERE host_id = ?1 AND status IN ('queued', 'dispatched') ORDER BY queued_seq",
     )?;
-    let rows = stmt.query_map([host_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    let rows = stmt.query_map([host_id], |r| {
+        Ok(Undelivered {
+            id: r.get(0)?,
+            kind: r.get(1)?,
+            params: r.get(2)?,
+            source_group_id: r.get(3)?,
+        })
+    })?;
     rows.collect()
 }
 

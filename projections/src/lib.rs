@@ -14,6 +14,7 @@
 use domain::{Event, RecordedEvent};
 use rusqlite::Connection;
 
+pub mod config;
 pub mod dump;
 pub mod hosts;
 pub mod jobs;
@@ -54,6 +55,7 @@ pub fn registry() -> &'static [&'static dyn Projection] {
         &hosts::HostsProjection,
         &jobs::JobsProjection,
         &jobs::SnapshotsProjection,
+        &config::ConfigProjection,
     ]
 }
 

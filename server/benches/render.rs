@@ -72,6 +72,7 @@ fn main() {
                     error: None,
                     snapshot_id: None,
                     warnings: vec![],
+                    error_code: None,
                 }
                 .into(),
                 SnapshotsReported {
@@ -85,6 +86,7 @@ fn main() {
                         hostname: format!("web-{i:05}"),
                     }],
                     repo_size_bytes: Some(1 << 30),
+                    restore_size_bytes: None,
                 }
                 .into(),
             ];

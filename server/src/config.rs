@@ -39,6 +39,9 @@ pub struct Config {
     pub tls_key: Option<PathBuf>,
     /// Where `/agent/binary/{os}/{arch}` finds agent builds (default: beside the server).
     pub agent_binaries_dir: PathBuf,
+    /// Seconds between maintenance ticks (forget/prune/check cadences, pending runs);
+    /// 0 turns the ticker off.
+    pub maintenance_tick_secs: u64,
     /// Fault injection for tests: record durable agent messages but never acknowledge
     /// them, as if the server died between commit and ack. Never set in production.
     pub fault_drop_agent_acks: bool,
@@ -63,6 +66,7 @@ impl Config {
                 .ok()
                 .and_then(|p| p.parent().map(|d| d.to_path_buf()))
                 .unwrap_or_else(|| PathBuf::from(".")),
+            maintenance_tick_secs: 60,
             fault_drop_agent_acks: false,
         }
     }

@@ -20,7 +20,7 @@ fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
-fn credentials_ref(host_id: &str) -> String {
+pub(crate) fn credentials_ref(host_id: &str) -> String {
     format!("repo-{host_id}")
 }
 
@@ -70,7 +70,7 @@ impl CredentialsInput {
     }
 }
 
-fn seal(
+pub(crate) fn seal(
     vault: &Vault,
     conn: &Connection,
     id: &str,
@@ -83,7 +83,11 @@ fn seal(
     Ok(())
 }
 
-fn open(vault: &Vault, conn: &Connection, id: &str) -> Result<Option<RepoCredentials>, AppError> {
+pub(crate) fn open(
+    vault: &Vault,
+    conn: &Connection,
+    id: &str,
+) -> Result<Option<RepoCredentials>, AppError> {
     match vault.get(conn, id)? {
         None => Ok(None),
         Some(bytes) => serde_json::from_slice(&bytes)
@@ -117,8 +121,18 @@ pub async fn mint_token(
     user_id: &str,
     hostname: &str,
     creds: CredentialsInput,
+    paths: Option<Vec<String>>,
 ) -> Result<MintedToken, AppError> {
     let hostname = hosts::validate_hostname(hostname)?;
+    if let Some(p) = &paths {
+        // The same rules as a source group's includes.
+        let probe = domain::sources::SourceGroup::default_for_enrolment(String::new(), p.clone());
+        probe.validate().map_err(|e| match e {
+            DomainError::Invalid { message, .. } => DomainError::invalid("paths", message),
+            e => e,
+        })?;
+    }
+    let paths_json = paths.map(|p| serde_json::to_string(&p).unwrap_or_default());
     let Some(password) = creds.password else {
         return Err(DomainError::invalid("repo_password", "is required").into());
     };
@@ -139,9 +153,9 @@ pub async fn mint_token(
             let now = uow.now();
             let expires_at = now.plus_seconds(TOKEN_TTL_SECS).to_string();
             uow.conn().execute(
-                "INSERT INTO enrollment_tokens (token_hash, token_id, hostname, created_at, expires_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![token_hash, token_id, hostname, now.to_string(), expires_at],
+                "INSERT INTO enrollment_tokens (token_hash, token_id, hostname, created_at, expires_at, default_paths)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![token_hash, token_id, hostname, now.to_string(), expires_at, paths_json],
             )?;
             seal(
                 &vault,
@@ -175,6 +189,9 @@ pub async fn mint_token(
         install_command,
     })
 }
+
+/// token_id, hostname, expires_at, used_at, default_paths.
+type TokenRow = (String, String, String, Option<String>, Option<String>);
 
 /// Where an enrolment token stands.
 #[derive(Debug, Serialize)]
@@ -250,15 +267,15 @@ pub async fn enroll(
         .store
         .write(move |uow| -> Result<(), AppError> {
             let now = uow.now();
-            let row: Option<(String, String, String, Option<String>)> = uow
+            let row: Option<TokenRow> = uow
                 .conn()
                 .query_row(
-                    "SELECT token_id, hostname, expires_at, used_at FROM enrollment_tokens WHERE token_hash = ?1",
+                    "SELECT token_id, hostname, expires_at, used_at, default_paths FROM enrollment_tokens WHERE token_hash = ?1",
                     [&token_hash],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
                 )
                 .optional()?;
-            let Some((token_id, hostname, expires_at, used_at)) = row else {
+            let Some((token_id, hostname, expires_at, used_at, default_paths)) = row else {
                 return Err(AppError::Unauthorized("unknown enrolment token"));
             };
             if used_at.is_some() {
@@ -298,6 +315,8 @@ pub async fn enroll(
                 AppendRequest::new(format!("host-{hid}"), Actor::Agent(hid.clone()), events)
                     .expecting(ExpectedVersion::NoStream),
             )?;
+            let paths = default_paths.and_then(|p| serde_json::from_str::<Vec<String>>(&p).ok());
+            crate::sources::seed_default_group(uow, &hid, paths)?;
             Ok(())
         })
         .await?;

@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 
 use domain::jobs::{
     self, JobDispatched, JobFinished, JobKind, JobParams, JobProgressed, JobQueued, JobReport,
+    Trigger,
 };
 use domain::protocol::{
-    JobCancelMsg, JobFinishedMsg, JobLogMsg, JobProgressMsg, JobRunMsg, ServerMessage,
+    Hooks, JobCancelMsg, JobFinishedMsg, JobLogMsg, JobProgressMsg, JobRunMsg, ServerMessage,
     SnapshotsReportMsg,
 };
 use domain::{Actor, DomainError, Event};
@@ -84,6 +85,51 @@ fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
+/// The job a command created, if that command ran before (the event log's `command_id` is
+/// the store's idempotency key).
+fn job_of_command(
+    conn: &rusqlite::Connection,
+    command_id: &str,
+) -> rusqlite::Result<Option<String>> {
+    use rusqlite::OptionalExtension;
+    conn.prepare_cached(
+        "SELECT json_extract(data, '$.job_id') FROM events WHERE command_id = ?1 AND type = 'JobQueued' LIMIT 1",
+    )?
+    .query_row([command_id], |r| r.get(0))
+    .optional()
+}
+
+/// What to create: the job and what started it.
+#[derive(Debug, Clone)]
+pub struct JobSpec {
+    /// Kind.
+    pub kind: JobKind,
+    /// What to run (bandwidth caps default to the host's).
+    pub params: JobParams,
+    /// What started it.
+    pub trigger: Trigger,
+    /// The source group it runs for.
+    pub source_group_id: Option<String>,
+    /// The pending run it attempts.
+    pub pending_run_id: Option<String>,
+    /// Makes a repeated creation (a restarted ticker) a no-op.
+    pub command_id: Option<String>,
+}
+
+impl JobSpec {
+    /// A manual job.
+    pub fn manual(kind: JobKind, params: JobParams) -> Self {
+        JobSpec {
+            kind,
+            params,
+            trigger: Trigger::Manual,
+            source_group_id: None,
+            pending_run_id: None,
+            command_id: None,
+        }
+    }
+}
+
 /// Creates a job and sends it to the host's agent. 409 when the agent is not connected.
 pub async fn create(
     state: &AppState,
@@ -92,8 +138,29 @@ pub async fn create(
     kind: JobKind,
     params: JobParams,
 ) -> Result<String, AppError> {
+    create_spec(state, actor, host_id, JobSpec::manual(kind, params))
+        .await
+        .map(|(id, _)| id)
+}
+
+/// Creates a job from a spec. Returns the job id and whether it is new (a repeated
+/// `command_id` returns the first job's id and `false`, and sends nothing).
+pub async fn create_spec(
+    state: &AppState,
+    actor: Actor,
+    host_id: &str,
+    spec: JobSpec,
+) -> Result<(String, bool), AppError> {
+    let kind = spec.kind;
     if kind == JobKind::Backup {
-        jobs::validate_backup(&params)?;
+        jobs::validate_backup(&spec.params)?;
+    }
+    if kind == JobKind::Forget && spec.params.retention.as_ref().is_none_or(|r| r.is_empty()) {
+        return Err(DomainError::invalid(
+            "retention_policy",
+            "forget needs a retention policy with at least one keep rule",
+        )
+        .into());
     }
     let id = host_id.to_string();
     let exists = state
@@ -107,42 +174,92 @@ pub async fn create(
         return Err(DomainError::HostOffline.into());
     }
     let job_id = new_id();
-    let (jid, hid, p) = (job_id.clone(), host_id.to_string(), params.clone());
-    state
+    let (jid, hid) = (job_id.clone(), host_id.to_string());
+    let vault = state.vault.clone();
+    let (job_id, fresh, msg) = state
         .store
-        .write(move |uow| -> Result<(), AppError> {
-            uow.append(
-                AppendRequest::new(
-                    format!("job-{jid}"),
-                    actor,
-                    vec![
-                        JobQueued {
-                            job_id: jid.clone(),
-                            host_id: hid.clone(),
+        .write(move |uow| -> Result<(String, bool, JobRunMsg), AppError> {
+            crate::sources::require_live_host(uow.conn(), &hid)?;
+            if let Some(cmd) = &spec.command_id {
+                if let Some(prev) = job_of_command(uow.conn(), cmd)? {
+                    return Ok((
+                        prev,
+                        false,
+                        JobRunMsg {
+                            job_id: String::new(),
                             kind,
-                            params: p,
-                        }
-                        .into(),
-                        JobDispatched {
-                            job_id: jid.clone(),
-                            host_id: hid.clone(),
-                        }
-                        .into(),
-                    ],
-                )
-                .expecting(ExpectedVersion::NoStream),
-            )?;
-            Ok(())
+                            params: JobParams::default(),
+                            hooks: Hooks::default(),
+                            admin_repo: None,
+                        },
+                    ));
+                }
+            }
+            let mut params = spec.params;
+            if let Some(s) = projections::config::settings(uow.conn(), &hid)? {
+                params.limit_upload_kbps = params.limit_upload_kbps.or(s.bandwidth.up_kbps);
+                params.limit_download_kbps = params.limit_download_kbps.or(s.bandwidth.down_kbps);
+            }
+            let hooks = if kind == JobKind::Backup {
+                crate::sources::hooks_for(
+                    &vault,
+                    uow.conn(),
+                    &hid,
+                    spec.source_group_id.as_deref(),
+                )?
+            } else {
+                Hooks::default()
+            };
+            let admin_repo = if matches!(kind, JobKind::Forget | JobKind::Prune) {
+                crate::sources::admin_repo(&vault, uow.conn(), &hid)?
+            } else {
+                None
+            };
+            let mut req = AppendRequest::new(
+                format!("job-{jid}"),
+                actor,
+                vec![
+                    JobQueued {
+                        job_id: jid.clone(),
+                        host_id: hid.clone(),
+                        kind,
+                        params: params.clone(),
+                        trigger: spec.trigger,
+                        source_group_id: spec.source_group_id,
+                        schedule_id: None,
+                        pending_run_id: spec.pending_run_id,
+                    }
+                    .into(),
+                    JobDispatched {
+                        job_id: jid.clone(),
+                        host_id: hid.clone(),
+                    }
+                    .into(),
+                ],
+            )
+            .expecting(ExpectedVersion::NoStream);
+            if let Some(cmd) = spec.command_id {
+                req = req.command(cmd);
+            }
+            uow.append(req)?;
+            Ok((
+                jid.clone(),
+                true,
+                JobRunMsg {
+                    job_id: jid,
+                    kind,
+                    params,
+                    hooks,
+                    admin_repo,
+                },
+            ))
         })
         .await?;
-    let frame = ServerMessage::JobRun(JobRunMsg {
-        job_id: job_id.clone(),
-        kind,
-        params,
-    })
-    .to_frame(new_id(), None);
-    state.agents.send(host_id, Outgoing::Frame(frame));
-    Ok(job_id)
+    if fresh {
+        let frame = ServerMessage::JobRun(msg).to_frame(new_id(), None);
+        state.agents.send(host_id, Outgoing::Frame(frame));
+    }
+    Ok((job_id, fresh))
 }
 
 /// Asks the agent to stop a job.
@@ -212,6 +329,11 @@ pub async fn record_report(
             Event::JobStarted(_) => state.hub.publish(job_id, json!({"type": "started"})),
             Event::JobFinished(f) => {
                 state.hub.publish(job_id, json!({"type": "finished", "status": f.status.as_str(), "error": f.error, "stats": f.stats}));
+                if let Err(e) =
+                    crate::maintenance::job_ended(state, job_id, f.status, f.error.clone()).await
+                {
+                    tracing::warn!(job_id, error = %e, "could not settle the job's pending run");
+                }
             }
             _ => {}
         }
@@ -234,6 +356,7 @@ pub fn finished_report(host_id: &str, m: JobFinishedMsg) -> JobReport {
         error: m.error,
         snapshot_id: m.snapshot_id,
         warnings: m.warnings,
+        error_code: m.error_code,
     })
 }
 
@@ -334,6 +457,7 @@ pub async fn snapshots(
                         host_id: hid.clone(),
                         snapshots: m.snapshots,
                         repo_size_bytes: m.repo_size_bytes,
+                        restore_size_bytes: m.restore_size_bytes,
                     }
                     .into()],
                 )
@@ -348,22 +472,38 @@ pub async fn snapshots(
 /// (the agent ignores a job id it already has).
 pub async fn redeliver(state: &AppState, host_id: &str) -> Result<(), AppError> {
     let hid = host_id.to_string();
-    let pending = state
+    let vault = state.vault.clone();
+    let msgs = state
         .store
-        .read(move |c| -> Result<_, AppError> {
-            Ok(projections::jobs::undelivered_for_host(c, &hid)?)
+        .read(move |c| -> Result<Vec<JobRunMsg>, AppError> {
+            let mut out = Vec::new();
+            for job in projections::jobs::undelivered_for_host(c, &hid)? {
+                let kind: JobKind = serde_json::from_value(serde_json::Value::String(job.kind))
+                    .map_err(|e| AppError::Internal(e.to_string()))?;
+                let params: JobParams = serde_json::from_str(&job.params).unwrap_or_default();
+                let hooks = if kind == JobKind::Backup {
+                    crate::sources::hooks_for(&vault, c, &hid, job.source_group_id.as_deref())?
+                } else {
+                    Hooks::default()
+                };
+                let admin_repo = if matches!(kind, JobKind::Forget | JobKind::Prune) {
+                    crate::sources::admin_repo(&vault, c, &hid)?
+                } else {
+                    None
+                };
+                out.push(JobRunMsg {
+                    job_id: job.id,
+                    kind,
+                    params,
+                    hooks,
+                    admin_repo,
+                });
+            }
+            Ok(out)
         })
         .await?;
-    for (job_id, kind, params) in pending {
-        let kind: JobKind = serde_json::from_value(serde_json::Value::String(kind))
-            .map_err(|e| AppError::Internal(e.to_string()))?;
-        let params: JobParams = serde_json::from_str(&params).unwrap_or_default();
-        let frame = ServerMessage::JobRun(JobRunMsg {
-            job_id,
-            kind,
-            params,
-        })
-        .to_frame(new_id(), None);
+    for m in msgs {
+        let frame = ServerMessage::JobRun(m).to_frame(new_id(), None);
         state.agents.send(host_id, Outgoing::Frame(frame));
     }
     Ok(())
@@ -382,21 +522,18 @@ pub async fn auto_init(state: &AppState, host_id: &str) -> Result<(), AppError> 
     if has {
         return Ok(());
     }
-    create(
-        state,
-        Actor::System("auto-init".into()),
-        host_id,
-        JobKind::Init,
-        JobParams::default(),
-    )
-    .await
-    .map(|_| ())
+    let mut spec = JobSpec::manual(JobKind::Init, JobParams::default());
+    spec.trigger = Trigger::Auto;
+    create_spec(state, Actor::System("auto-init".into()), host_id, spec)
+        .await
+        .map(|_| ())
 }
 
 /// The host's agent stayed away: its unfinished jobs end `lost`.
 pub async fn mark_lost(state: &AppState, host_id: &str, reason: &str) -> Result<(), AppError> {
     let hid = host_id.to_string();
     let reason = format!("the agent went away ({reason}) before reporting a result");
+    let why = reason.clone();
     let lost = state
         .store
         .write(move |uow| -> Result<Vec<String>, AppError> {
@@ -421,6 +558,16 @@ pub async fn mark_lost(state: &AppState, host_id: &str, reason: &str) -> Result<
             .hub
             .publish(&job_id, json!({"type": "finished", "status": "lost"}));
         state.hub.close(&job_id);
+        if let Err(e) = crate::maintenance::job_ended(
+            state,
+            &job_id,
+            domain::jobs::JobStatus::Lost,
+            Some(why.clone()),
+        )
+        .await
+        {
+            tracing::warn!(job_id, error = %e, "could not settle the job's pending run");
+        }
     }
     Ok(())
 }

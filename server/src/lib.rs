@@ -18,6 +18,8 @@ pub mod hosts;
 pub mod http;
 pub mod install;
 pub mod jobs;
+pub mod maintenance;
+pub mod sources;
 pub mod store;
 pub mod vault;
 
@@ -146,6 +148,10 @@ pub async fn run(
     let state = build_state_with_tls(config, Arc::new(SystemClock), pin).await?;
     tracing::info!(%addr, tls = tls.is_some(), data_dir = %state.config.data_dir.display(), "restic-manager listening");
     let sweeper = tokio::spawn(agents::sweeper::run(state.clone()));
+    let ticker = (state.config.maintenance_tick_secs > 0).then(|| {
+        let every = std::time::Duration::from_secs(state.config.maintenance_tick_secs);
+        tokio::spawn(maintenance::run(state.clone(), every))
+    });
     let app = http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let stop = state.shutdown.clone();
     let served = match tls {
@@ -175,6 +181,9 @@ pub async fn run(
     };
     state.shutdown.trigger();
     let _ = sweeper.await;
+    if let Some(t) = ticker {
+        let _ = t.await;
+    }
     state.store.close().await;
     tracing::info!("stopped; every queued append is committed");
     served.map_err(ServerError::Io)

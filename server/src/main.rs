@@ -64,6 +64,9 @@ struct ServeArgs {
     /// Folder of agent builds served at /agent/binary/{os}/{arch} (default: beside this binary).
     #[arg(long, env = "RM_AGENT_BINARIES_DIR")]
     agent_binaries_dir: Option<PathBuf>,
+    /// Seconds between maintenance ticks (cadences and pending runs); 0 turns it off.
+    #[arg(long, env = "RM_MAINTENANCE_TICK", default_value_t = 60)]
+    maintenance_tick: u64,
     /// Fault injection for tests only: never acknowledge durable agent messages.
     #[arg(long, env = "RM_FAULT_DROP_ACKS", hide = true)]
     fault_drop_acks: bool,
@@ -179,6 +182,7 @@ fn serve(data_dir: PathBuf, args: ServeArgs) -> ExitCode {
         config.agent_binaries_dir = d;
     }
     config.fault_drop_agent_acks = args.fault_drop_acks;
+    config.maintenance_tick_secs = args.maintenance_tick;
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

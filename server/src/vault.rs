@@ -191,6 +191,12 @@ impl Vault {
             .map_err(|_| VaultError::Tampered(id.to_string()))
     }
 
+    /// Destroys one row (no error when it is not there).
+    pub fn delete(&self, conn: &Connection, id: &str) -> Result<(), VaultError> {
+        conn.execute("DELETE FROM vault WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
     /// Destroys every row of an owner. Returns how many.
     pub fn shred_owner(&self, conn: &Connection, owner: &str) -> Result<usize, VaultError> {
         Ok(conn.execute("DELETE FROM vault WHERE owner = ?1", [owner])?)

@@ -120,6 +120,19 @@ impl Registry {
         out
     }
 
+    /// Hosts with a live socket.
+    pub fn connected_ids(&self) -> Vec<String> {
+        self.entries
+            .lock()
+            .map(|m| {
+                m.iter()
+                    .filter(|(_, e)| e.tx.is_some())
+                    .map(|(id, _)| id.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Whether the host has a live socket.
     pub fn is_connected(&self, host_id: &str) -> bool {
         self.entries

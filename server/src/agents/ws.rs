@@ -259,6 +259,12 @@ async fn session(state: AppState, host_id: String, mut socket: WebSocket) {
     if let Err(e) = crate::jobs::redeliver(&state, &host_id).await {
         tracing::warn!(host_id, error = %e, "could not send undelivered jobs again");
     }
+    if let Err(e) = crate::sources::push_schedules(&state, &host_id).await {
+        tracing::warn!(host_id, error = %e, "could not send the schedule set");
+    }
+    if let Err(e) = crate::maintenance::drain(&state, &host_id).await {
+        tracing::warn!(host_id, error = %e, "could not drain pending runs");
+    }
     let shutdown = state.shutdown.clone();
     while ok {
         tokio::select! {
@@ -348,6 +354,21 @@ async fn handle_frame(state: &AppState, host_id: &str, text: &str) -> Option<Str
             let job_id = m.job_id.clone();
             let report = crate::jobs::finished_report(host_id, m);
             let r = crate::jobs::record_report(state, host_id, &env.id, &job_id, report).await;
+            durable(r, env.id)
+        }
+        AgentMessage::SchedulesApplied(m) => {
+            let r = crate::sources::record_applied(state, host_id, &env.id, m.version).await;
+            durable(r, env.id)
+        }
+        AgentMessage::JobScheduled(m) => {
+            let r = match crate::sources::record_scheduled(state, host_id, &env.id, m).await {
+                // A malformed fire is refused for good: acknowledge it so the outbox moves on.
+                Err(AppError::Domain(e @ DomainError::Invalid { .. })) => {
+                    tracing::warn!(host_id, error = %e, "refused a scheduled job");
+                    Ok(())
+                }
+                r => r,
+            };
             durable(r, env.id)
         }
         AgentMessage::SnapshotsReport(m) => {

@@ -28,6 +28,28 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for AppJson<T> {
     }
 }
 
+/// A JSON body that may be left out entirely (no body: `T::default()`); a body that is
+/// there must be valid JSON with the right content type, like [`AppJson`].
+pub struct OptJson<T>(pub T);
+
+impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptJson<T> {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let h = req.headers();
+        let empty = match h.get(axum::http::header::CONTENT_LENGTH) {
+            Some(v) => v.as_bytes() == b"0",
+            None => !h.contains_key(axum::http::header::TRANSFER_ENCODING),
+        };
+        if empty {
+            return Ok(OptJson(T::default()));
+        }
+        AppJson::<T>::from_request(req, state)
+            .await
+            .map(|AppJson(v)| OptJson(v))
+    }
+}
+
 fn json_rejection(rej: JsonRejection) -> AppError {
     match rej.status() {
         StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge,

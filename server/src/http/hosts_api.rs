@@ -24,6 +24,9 @@ pub struct MintBody {
     #[serde(default)]
     repo_username: Option<String>,
     repo_password: String,
+    /// Paths of the host's default source group (default: /etc, /home, /root, /srv).
+    #[serde(default)]
+    paths: Option<Vec<String>>,
 }
 
 /// Mints an enrolment token (admin, operator).
@@ -38,7 +41,7 @@ pub async fn mint_token(
         b.repo_username.as_deref(),
         Some(&b.repo_password),
     )?;
-    let minted = flows::mint_token(&state, &me.user.user_id, &b.hostname, creds).await?;
+    let minted = flows::mint_token(&state, &me.user.user_id, &b.hostname, creds, b.paths).await?;
     Ok((StatusCode::CREATED, Json(minted)).into_response())
 }
 

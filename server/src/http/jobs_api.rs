@@ -41,6 +41,8 @@ pub struct CreateBody {
     source_group_id: Option<String>,
     #[serde(default)]
     limit_upload_kbps: Option<u64>,
+    #[serde(default)]
+    limit_download_kbps: Option<u64>,
 }
 
 /// Starts a backup now.
@@ -58,27 +60,34 @@ pub async fn create(
         )
         .into());
     }
-    if b.source_group_id.is_some() {
-        return Err(domain::DomainError::invalid(
-            "source_group_id",
-            "source groups are not available yet: give paths",
-        )
-        .into());
-    }
-    let params = JobParams {
-        paths: b.paths,
-        excludes: b.excludes,
-        tags: b.tags,
-        limit_upload_kbps: b.limit_upload_kbps,
+    let actor = Actor::User(me.user.user_id.clone());
+    let job_id = match b.source_group_id {
+        Some(gid) => {
+            if !b.paths.is_empty() || !b.excludes.is_empty() || !b.tags.is_empty() {
+                return Err(domain::DomainError::invalid(
+                    "source_group_id",
+                    "takes its paths, excludes and tag from the group: leave paths, excludes and tags out",
+                )
+                .into());
+            }
+            let o = crate::sources::RunOverrides {
+                limit_upload_kbps: b.limit_upload_kbps,
+                limit_download_kbps: b.limit_download_kbps,
+            };
+            crate::sources::run_group(&state, actor, &host_id, &gid, o).await?
+        }
+        None => {
+            let params = JobParams {
+                paths: b.paths,
+                excludes: b.excludes,
+                tags: b.tags,
+                limit_upload_kbps: b.limit_upload_kbps,
+                limit_download_kbps: b.limit_download_kbps,
+                ..Default::default()
+            };
+            crate::jobs::create(&state, actor, &host_id, JobKind::Backup, params).await?
+        }
     };
-    let job_id = crate::jobs::create(
-        &state,
-        Actor::User(me.user.user_id.clone()),
-        &host_id,
-        JobKind::Backup,
-        params,
-    )
-    .await?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "job_id": job_id }))).into_response())
 }
 

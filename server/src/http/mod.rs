@@ -8,6 +8,7 @@ pub mod extract;
 pub mod hosts_api;
 pub mod jobs_api;
 pub mod pages;
+pub mod sources_api;
 
 use std::sync::Arc;
 
@@ -111,6 +112,59 @@ pub fn router(state: AppState) -> Router {
             get(jobs_api::list).post(jobs_api::create),
         )
         .route("/hosts/{id}/snapshots", get(jobs_api::snapshots))
+        .route(
+            "/hosts/{id}/source-groups",
+            get(sources_api::list_groups).post(sources_api::create_group),
+        )
+        .route(
+            "/hosts/{id}/source-groups/{gid}",
+            get(sources_api::get_group)
+                .put(sources_api::update_group)
+                .delete(sources_api::delete_group),
+        )
+        .route(
+            "/hosts/{id}/source-groups/{gid}/run",
+            post(sources_api::run_group),
+        )
+        .route(
+            "/hosts/{id}/source-groups/{gid}/hooks",
+            get(sources_api::get_group_hooks).put(sources_api::put_group_hooks),
+        )
+        .route(
+            "/hosts/{id}/schedules",
+            get(sources_api::list_schedules).post(sources_api::create_schedule),
+        )
+        .route(
+            "/hosts/{id}/schedules/{sid}",
+            get(sources_api::get_schedule)
+                .put(sources_api::update_schedule)
+                .delete(sources_api::delete_schedule),
+        )
+        .route(
+            "/hosts/{id}/schedules/{sid}/run",
+            post(sources_api::run_schedule),
+        )
+        .route(
+            "/hosts/{id}/repo-maintenance",
+            get(sources_api::get_maintenance).put(sources_api::put_maintenance),
+        )
+        .route(
+            "/hosts/{id}/bandwidth",
+            get(sources_api::get_bandwidth).put(sources_api::put_bandwidth),
+        )
+        .route("/hosts/{id}/repo", get(sources_api::repo))
+        .route("/hosts/{id}/repo/{op}", post(sources_api::repo_op))
+        .route("/hosts/{id}/pending-runs", get(sources_api::pending_runs))
+        .route(
+            "/hosts/{id}/hooks",
+            get(sources_api::get_host_hooks).put(sources_api::put_host_hooks),
+        )
+        .route(
+            "/hosts/{id}/repo-admin-credentials",
+            get(sources_api::get_admin_credentials)
+                .put(sources_api::put_admin_credentials)
+                .delete(sources_api::delete_admin_credentials),
+        )
         .route(
             "/hosts/{id}/snapshots/refresh",
             post(jobs_api::refresh_snapshots),

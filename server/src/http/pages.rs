@@ -143,6 +143,9 @@ pub struct AddHostForm {
     repo_url: String,
     repo_username: String,
     repo_password: String,
+    /// Paths of the default source group, one per line (empty: the built-in default).
+    #[serde(default)]
+    paths: String,
 }
 
 /// `POST /hosts/new` (the CSRF middleware has checked the form's token).
@@ -168,7 +171,17 @@ pub async fn add_host_form(
         username,
         Some(&f.repo_password),
     ) {
-        Ok(creds) => crate::hosts::mint_token(&state, &me.user.user_id, &f.hostname, creds).await,
+        Ok(creds) => {
+            let paths: Vec<String> = f
+                .paths
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_string)
+                .collect();
+            let paths = (!paths.is_empty()).then_some(paths);
+            crate::hosts::mint_token(&state, &me.user.user_id, &f.hostname, creds, paths).await
+        }
         Err(e) => Err(e.into()),
     };
     match result {

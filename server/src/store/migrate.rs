@@ -9,6 +9,7 @@ use super::StoreError;
 const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../../migrations/0001_event_log.sql")),
     M::up(include_str!("../../../migrations/0002_agents.sql")),
+    M::up(include_str!("../../../migrations/0003_sources.sql")),
 ];
 
 /// Brings the schema up to date.

@@ -50,6 +50,9 @@ impl TestApp {
         f: impl FnOnce(&mut Config),
     ) -> TestApp {
         let mut config = Config::for_data_dir(dir.path());
+        // The maintenance ticker would start forget/prune/check on every host a minute in;
+        // tests that want it turn it on.
+        config.maintenance_tick_secs = 0;
         f(&mut config);
         let listener = bind_retrying(addr).await;
         let addr = listener.local_addr().unwrap();
