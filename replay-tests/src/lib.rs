@@ -80,6 +80,25 @@ impl Aggregate for Hosts {
     }
 }
 
+/// One host's backup configuration (source groups, schedules, maintenance, hooks), for
+/// host `h1`.
+pub struct HostConfigOf;
+
+impl Aggregate for HostConfigOf {
+    type State = domain::sources::HostConfig;
+    type Command = domain::sources::ConfigCommand;
+    fn evolve(state: &mut Self::State, event: &Event) {
+        state.evolve(event);
+    }
+    fn decide(state: &Self::State, cmd: &Self::Command) -> Result<Vec<Event>, DomainError> {
+        domain::sources::decide(state, "h1", cmd)
+    }
+    fn load_projected(history: &[Event]) -> Option<Self::State> {
+        let conn = project(history);
+        Some(projections::config::load_config(&conn, "h1").expect("load host config"))
+    }
+}
+
 /// Projects events (wrapped in synthetic envelopes) into a fresh in-memory read model.
 pub fn project(history: &[Event]) -> rusqlite::Connection {
     let conn = rusqlite::Connection::open_in_memory().expect("in-memory sqlite");

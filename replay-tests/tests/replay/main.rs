@@ -2,4 +2,5 @@
 
 mod fixtures;
 mod hosts;
+mod sources;
 mod users;

@@ -11,5 +11,6 @@ mod browser;
 mod cli;
 mod install;
 mod pages;
+mod schedules;
 mod secrets;
 mod store;
