@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use domain::protocol::{
-    self, AgentMessage, ConfigApplied, Envelope, Heartbeat, Hello, ServerMessage,
+    self, AgentMessage, ConfigApplied, Envelope, Heartbeat, Hello, SchedulesApplied,
+    SchedulesUpdate, ServerMessage,
 };
 use futures_util::{SinkExt, StreamExt};
 use rand::Rng;
@@ -20,7 +21,8 @@ use crate::config::AgentConfig;
 use crate::facts;
 use crate::jobs;
 use crate::outbox::Outbox;
-use crate::secrets::{Secrets, SecretsFile};
+use crate::scheduler;
+use crate::secrets::SecretsFile;
 use crate::tls;
 
 const EXIT_REFUSED: u8 = 3;
@@ -178,8 +180,17 @@ pub async fn run(config_path: PathBuf, state_dir: PathBuf) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // One instance for the connection, the runner and the scheduler: its lock keeps their
+    // changes to the file's slots apart.
     let secrets = match SecretsFile::new(&state_dir, &config.host_id, &config.secrets_key) {
-        Ok(s) => s,
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let cached_schedules = match secrets.load() {
+        Ok(s) => s.schedules,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
@@ -195,26 +206,23 @@ pub async fn run(config_path: PathBuf, state_dir: PathBuf) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let runner_secrets = match SecretsFile::new(&state_dir, &config.host_id, &config.secrets_key) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     let (out_tx, mut out_rx) = mpsc::channel::<String>(1024);
-    let jobs = jobs::spawn(
+    let sender = jobs::Sender::new(outbox.clone(), out_tx);
+    let jobs = jobs::spawn(jobs::Ctx::new(
         state_dir.clone(),
-        runner_secrets,
-        jobs::Sender::new(outbox.clone(), out_tx),
-    );
+        secrets.clone(),
+        sender.clone(),
+    ));
+    // Armed before the first connection attempt: schedules fire whether or not the server
+    // is reachable.
+    let schedules = scheduler::spawn(cached_schedules, jobs.clone(), sender);
     let mut backoff = Backoff::new();
     let stop = shutdown_signal();
     tokio::pin!(stop);
     loop {
         let started = Instant::now();
         let end = tokio::select! {
-            end = session(&config, &secrets, &outbox, &jobs, &mut out_rx) => end,
+            end = session(&config, &secrets, &outbox, &jobs, &schedules, &mut out_rx) => end,
             _ = &mut stop => End::Stopped,
         };
         match end {
@@ -292,9 +300,10 @@ async fn session(
     secrets_file: &SecretsFile,
     outbox: &Outbox,
     jobs: &mpsc::UnboundedSender<jobs::Command>,
+    schedules: &mpsc::UnboundedSender<SchedulesUpdate>,
     out_rx: &mut mpsc::Receiver<String>,
 ) -> End {
-    let mut secrets = match secrets_file.load() {
+    let secrets = match secrets_file.load() {
         Ok(s) => s,
         Err(e) => return End::Fatal(e.to_string(), 1),
     };
@@ -408,12 +417,22 @@ async fn session(
                         }
                     }
                     ServerMessage::ConfigUpdate(u) => {
-                        if u.version > secrets.version {
-                            secrets = Secrets { version: u.version, repo: Some(u.repo) };
-                            if let Err(e) = secrets_file.save(&secrets) {
+                        let stored = secrets_file.update(|s| {
+                            let newer = u.version > s.version;
+                            if newer {
+                                s.version = u.version;
+                                s.repo = Some(u.repo.clone());
+                            }
+                            newer
+                        });
+                        let newer = match stored {
+                            Ok(n) => n,
+                            Err(e) => {
                                 tracing::error!("cannot store the credentials: {e}");
                                 continue;
                             }
+                        };
+                        if newer {
                             tracing::info!(version = u.version, "stored new repository credentials");
                             let id = new_id();
                             let frame = AgentMessage::ConfigApplied(ConfigApplied { version: u.version }).to_frame(id.clone(), None);
@@ -437,7 +456,23 @@ async fn session(
                     ServerMessage::JobCancel(c) => { let _ = jobs.send(jobs::Command::Cancel(c.job_id)); }
                     ServerMessage::SnapshotsRequest(_) => { let _ = jobs.send(jobs::Command::Snapshots); }
                     ServerMessage::SchedulesUpdate(u) => {
-                        tracing::warn!(version = u.version, "schedule sets are not handled yet");
+                        let frame = match apply_schedules(secrets_file, schedules, u) {
+                            Applied::New(version) => {
+                                let id = new_id();
+                                let frame = AgentMessage::SchedulesApplied(SchedulesApplied { version }).to_frame(id.clone(), None);
+                                if let Err(e) = outbox.push(&id, &frame) {
+                                    tracing::error!("cannot write the outbox: {e}");
+                                }
+                                frame
+                            }
+                            // Said again, not durably: the first `applied` may have been lost
+                            // to a crash between storing the set and writing the outbox.
+                            Applied::Same(version) => AgentMessage::SchedulesApplied(SchedulesApplied { version }).to_frame(new_id(), None),
+                            Applied::NotStored => continue,
+                        };
+                        if let Err(e) = ws.send(Message::text(frame)).await {
+                            return End::Retry(format!("connection lost: {e}"));
+                        }
                     }
                     ServerMessage::Error(err) => match err.code.as_str() {
                         "protocol_too_old" | "protocol_too_new" => {
@@ -466,9 +501,81 @@ async fn session(
     }
 }
 
+/// What became of a pushed schedule set.
+#[derive(Debug, PartialEq, Eq)]
+enum Applied {
+    /// Stored and armed: acknowledge it durably.
+    New(u64),
+    /// This version is already stored and armed.
+    Same(u64),
+    /// The secrets file could not be written; the server pushes the set again at the next
+    /// hello.
+    NotStored,
+}
+
+/// Stores a pushed schedule set in the secrets file (its hooks are secrets) and hands it to
+/// the scheduler. The server is the authority: any version other than the stored one
+/// replaces it (a lower one after the server was restored from a backup).
+fn apply_schedules(
+    secrets: &SecretsFile,
+    scheduler: &mpsc::UnboundedSender<SchedulesUpdate>,
+    set: SchedulesUpdate,
+) -> Applied {
+    let version = set.version;
+    let stored = secrets.update(|s| {
+        let current = s.schedules.as_ref().map(|x| x.version);
+        if current == Some(version) {
+            return None;
+        }
+        s.schedules = Some(set.clone());
+        Some(current)
+    });
+    match stored {
+        Err(e) => {
+            tracing::error!(version, "cannot store the schedule set: {e}");
+            Applied::NotStored
+        }
+        Ok(None) => Applied::Same(version),
+        Ok(Some(previous)) => {
+            if previous.is_some_and(|p| p > version) {
+                tracing::warn!(
+                    version,
+                    previous,
+                    "the server sent an older schedule set than the one held here; using it"
+                );
+            }
+            tracing::info!(version, "stored a new schedule set");
+            let _ = scheduler.send(set);
+            Applied::New(version)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schedule_sets_are_stored_armed_and_acknowledged_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = SecretsFile::new(dir.path(), "h1", &SecretsFile::new_key()).unwrap();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let set = |version| SchedulesUpdate {
+            version,
+            schedules: vec![],
+            bandwidth: Default::default(),
+        };
+        assert_eq!(apply_schedules(&f, &tx, set(3)), Applied::New(3));
+        assert_eq!(rx.try_recv().unwrap().version, 3);
+        assert_eq!(f.load().unwrap().schedules.unwrap().version, 3);
+        // Every hello pushes it again: no new arming, no durable message.
+        assert_eq!(apply_schedules(&f, &tx, set(3)), Applied::Same(3));
+        assert!(rx.try_recv().is_err());
+        assert_eq!(apply_schedules(&f, &tx, set(4)), Applied::New(4));
+        assert_eq!(rx.try_recv().unwrap().version, 4);
+        // The stored credentials are left alone.
+        assert_eq!(f.load().unwrap().repo, None);
+    }
 
     #[test]
     fn backoff_doubles_to_a_minute_with_jitter() {

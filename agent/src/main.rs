@@ -2,7 +2,8 @@
 //!
 //! `enroll` trades a one-time token for a persistent bearer and writes the config;
 //! `run` keeps a WebSocket to the server open (dialling out, so hosts behind NAT need no open
-//! port), stores the repository credentials the server pushes in an encrypted file, and
+//! port), stores the repository credentials and the schedule set the server pushes in an
+//! encrypted file, fires the schedules itself (also while the server is unreachable), and
 //! delivers durable messages through an on-disk outbox.
 //!
 //! Exit codes: 0 stopped; 1 bad configuration or a failed enrolment; 3 the server refused
@@ -11,9 +12,11 @@
 mod client;
 mod config;
 mod facts;
+mod hooks;
 mod jobs;
 mod outbox;
 mod restic;
+mod scheduler;
 mod secrets;
 mod tls;
 

@@ -28,6 +28,9 @@ pub enum Line {
     ExitError(String),
     /// Anything else worth showing.
     Log(String),
+    /// A JSON document that is not a message (`forget --json` prints one array). Kept out
+    /// of the job log: it can be larger than a frame.
+    Document(Value),
     /// JSON restic prints that we do not need (`verbose_status`, …).
     Ignore,
 }
@@ -45,6 +48,9 @@ pub fn parse_line(line: &str) -> Line {
     let Ok(v) = serde_json::from_str::<Value>(trimmed) else {
         return Line::Log(trimmed.to_string());
     };
+    if v.is_array() {
+        return Line::Document(v);
+    }
     if !v.is_object() {
         return Line::Log(trimmed.to_string());
     }
@@ -93,7 +99,7 @@ pub fn parse_line(line: &str) -> Line {
                 .to_string(),
         ),
         Some(_) => Line::Ignore,
-        None => Line::Ignore,
+        None => Line::Document(v),
     }
 }
 
@@ -108,6 +114,9 @@ pub struct Outcome {
     pub snapshot_id: Option<String>,
     /// Unreadable items.
     pub warnings: Vec<String>,
+    /// Why it failed, for machines: `repo_locked`, `repo_missing`, `wrong_password`,
+    /// `check_failed`, else `restic_failed` (`None` unless failed).
+    pub error_code: Option<String>,
 }
 
 /// Everything one run produced.
@@ -123,8 +132,10 @@ pub struct RunResult {
     pub fatal: Vec<String>,
     /// Whether we interrupted it.
     pub cancelled: bool,
-    /// Everything printed on stdout that was not JSON (init, check, unlock on 0.14).
+    /// Everything printed on stdout that was not JSON (init, check, prune, unlock on 0.14).
     pub text: Vec<String>,
+    /// JSON documents printed on stdout (`forget --json`).
+    pub documents: Vec<Value>,
 }
 
 /// Turns a run into a job outcome.
@@ -137,11 +148,19 @@ pub fn classify(kind: JobKind, r: &RunResult, repo_url: &str) -> Outcome {
         .map(str::to_string);
     let all_text = r.fatal.join("\n");
     let lower = all_text.to_lowercase();
-    let fail = |error: String| Outcome {
+    let fail = |code: &str, error: String| Outcome {
         status: JobStatus::Failed,
         error: Some(error),
         snapshot_id: None,
         warnings: r.item_errors.clone(),
+        error_code: Some(code.to_string()),
+    };
+    let ok = |status: JobStatus, snapshot_id: Option<String>, warnings: Vec<String>| Outcome {
+        status,
+        error: None,
+        snapshot_id,
+        warnings,
+        error_code: None,
     };
     if r.cancelled {
         return Outcome {
@@ -149,6 +168,7 @@ pub fn classify(kind: JobKind, r: &RunResult, repo_url: &str) -> Outcome {
             error: Some("cancelled on request".into()),
             snapshot_id: None,
             warnings: vec![],
+            error_code: None,
         };
     }
     let locked =
@@ -159,6 +179,8 @@ pub fn classify(kind: JobKind, r: &RunResult, repo_url: &str) -> Outcome {
         || (lower.contains("repository") && lower.contains("does not exist"));
     let already_initialised = lower.contains("config file already exists")
         || lower.contains("repository master key and config already initialized");
+    // `check` on every version ends with `Fatal: repository contains errors` (exit 1).
+    let check_errors = kind == JobKind::Check && lower.contains("repository contains errors");
     let first_line = r
         .fatal
         .iter()
@@ -167,34 +189,94 @@ pub fn classify(kind: JobKind, r: &RunResult, repo_url: &str) -> Outcome {
         .map(|l| l.trim().trim_start_matches("Fatal: ").to_string())
         .unwrap_or_else(|| "restic failed without saying why".into());
     match r.code {
-        Some(0) => Outcome {
-            status: JobStatus::Succeeded,
-            error: None,
+        Some(0) => ok(JobStatus::Succeeded, snapshot_id, r.item_errors.clone()),
+        Some(3) if snapshot_id.is_some() || kind != JobKind::Backup => ok(
+            JobStatus::SucceededWithWarnings,
             snapshot_id,
-            warnings: r.item_errors.clone(),
-        },
-        Some(3) if snapshot_id.is_some() || kind != JobKind::Backup => Outcome {
-            status: JobStatus::SucceededWithWarnings,
-            error: None,
-            snapshot_id,
-            warnings: r.item_errors.clone(),
-        },
-        Some(1) if kind == JobKind::Init && already_initialised => Outcome {
-            status: JobStatus::Succeeded,
-            error: None,
-            snapshot_id: None,
-            warnings: vec!["the repository was already initialised".into()],
-        },
-        Some(10) => fail(format!("there is no repository at {repo_url}")),
-        Some(11) => fail(format!("the repository is locked: {first_line}")),
-        Some(12) => fail("wrong repository password".into()),
-        Some(130) | None => fail("restic was interrupted".into()),
-        _ if locked => fail(format!("the repository is locked: {first_line}")),
-        _ if wrong_password => {
-            fail("wrong repository password (restic: no key found for it)".into())
+            r.item_errors.clone(),
+        ),
+        Some(1) if kind == JobKind::Init && already_initialised => ok(
+            JobStatus::Succeeded,
+            None,
+            vec!["the repository was already initialised".into()],
+        ),
+        Some(10) => fail(
+            "repo_missing",
+            format!("there is no repository at {repo_url}"),
+        ),
+        Some(11) => fail(
+            "repo_locked",
+            format!("the repository is locked: {first_line}"),
+        ),
+        Some(12) => fail("wrong_password", "wrong repository password".into()),
+        Some(130) | None => fail("restic_failed", "restic was interrupted".into()),
+        _ if check_errors => fail("check_failed", check_error(&r.fatal)),
+        _ if locked => fail(
+            "repo_locked",
+            format!("the repository is locked: {first_line}"),
+        ),
+        _ if wrong_password => fail(
+            "wrong_password",
+            "wrong repository password (restic: no key found for it)".into(),
+        ),
+        _ if missing => fail(
+            "repo_missing",
+            format!("there is no repository at {repo_url}"),
+        ),
+        Some(c) => fail(
+            "restic_failed",
+            format!("restic exited with status {c}: {first_line}"),
+        ),
+    }
+}
+
+/// A readable error for a failed `check`: the first problem restic named, and how many more
+/// there are (restic's retry chatter and its closing `Fatal:` line are not problems).
+fn check_error(stderr: &[String]) -> String {
+    let problems: Vec<&str> = stderr
+        .iter()
+        .map(|l| l.trim())
+        .filter(|l| {
+            !l.is_empty()
+                && !l.starts_with("Fatal:")
+                && !l.contains("returned error, retrying after")
+        })
+        .collect();
+    match problems.as_slice() {
+        [] => "restic check found errors in the repository".into(),
+        [one] => format!("restic check found errors in the repository: {one}"),
+        [first, rest @ ..] => format!(
+            "restic check found errors in the repository: {first} (and {} more; see the job log)",
+            rest.len()
+        ),
+    }
+}
+
+/// Flags restic takes for every command: the bandwidth caps (KiB/s).
+pub fn limit_args(params: &JobParams) -> Vec<String> {
+    let mut a = Vec::new();
+    if let Some(k) = params.limit_upload_kbps {
+        a.push(format!("--limit-upload={k}"));
+    }
+    if let Some(k) = params.limit_download_kbps {
+        a.push(format!("--limit-download={k}"));
+    }
+    a
+}
+
+/// Why a job's parameters cannot be run (checked before restic starts).
+pub fn refuse(kind: JobKind, params: &JobParams) -> Option<String> {
+    match kind {
+        JobKind::Forget if params.retention.as_ref().is_none_or(|r| r.is_empty()) => Some(
+            "forget needs a retention policy with at least one keep rule; without one restic \
+             would keep everything, so it was not run"
+                .into(),
+        ),
+        JobKind::Backup if params.paths.is_empty() => {
+            Some("a backup needs at least one path".into())
         }
-        _ if missing => fail(format!("there is no repository at {repo_url}")),
-        Some(c) => fail(format!("restic exited with status {c}: {first_line}")),
+        JobKind::Restore => Some("this agent cannot run restore jobs yet".into()),
+        _ => None,
     }
 }
 
@@ -215,18 +297,95 @@ pub fn args(kind: JobKind, params: &JobParams, hostname: &str) -> Vec<String> {
             for t in &params.tags {
                 a.push(format!("--tag={t}"));
             }
-            if let Some(k) = params.limit_upload_kbps {
-                a.push(format!("--limit-upload={k}"));
-            }
+            a.extend(limit_args(params));
             a.push("--".into());
             a.extend(params.paths.iter().cloned());
+            return a;
         }
         JobKind::Init => a.extend(["init".into(), "--json".into()]),
-        JobKind::Check => a.extend(["check".into()]),
-        JobKind::Unlock => a.extend(["unlock".into()]),
-        JobKind::Forget | JobKind::Prune | JobKind::Restore => a.push(kind.as_str().into()),
+        JobKind::Forget => {
+            a.extend(["forget".into(), "--json".into()]);
+            for t in &params.tags {
+                a.push(format!("--tag={t}"));
+            }
+            a.push("--group-by=host,tags".into());
+            if let Some(r) = &params.retention {
+                a.extend(r.to_args());
+            }
+        }
+        JobKind::Prune => a.push("prune".into()),
+        JobKind::Check => {
+            a.push("check".into());
+            if let Some(p) = params.check_subset_pct.filter(|p| *p > 0) {
+                a.push(format!("--read-data-subset={}%", p.min(100)));
+            }
+        }
+        JobKind::Unlock => a.push("unlock".into()),
+        JobKind::Restore => a.push("restore".into()),
     }
+    a.extend(limit_args(params));
     a
+}
+
+/// `forget --json` → `{"kept": [ids], "removed": [ids]}` (full ids, every group). restic
+/// prints nothing at all when no snapshot matched the tags, which is "kept none, removed
+/// none".
+pub fn forget_stats(documents: &[Value]) -> Value {
+    let mut kept = Vec::new();
+    let mut removed = Vec::new();
+    let ids = |v: Option<&Value>, into: &mut Vec<Value>| {
+        for s in v.and_then(Value::as_array).into_iter().flatten() {
+            if let Some(id) = s.get("id").and_then(Value::as_str) {
+                into.push(Value::String(id.to_string()));
+            }
+        }
+    };
+    for doc in documents {
+        for group in doc.as_array().into_iter().flatten() {
+            ids(group.get("keep"), &mut kept);
+            ids(group.get("remove"), &mut removed);
+        }
+    }
+    serde_json::json!({"kept": kept, "removed": removed})
+}
+
+/// The bytes `prune` frees, from its text report: `total prune: N blobs / 195.904 KiB`
+/// (0.12 onwards; restic rounds to three decimals, so this is exact only below 1 KiB).
+/// restic before 0.12 said `… this frees 1.234 MiB` instead, which is read too.
+pub fn prune_bytes_freed(text: &[String]) -> Option<u64> {
+    for line in text {
+        let l = line.trim();
+        let lower = l.to_ascii_lowercase();
+        if let Some(rest) = lower.strip_prefix("total prune:") {
+            if let Some((_, size)) = rest.split_once('/') {
+                return parse_size(size);
+            }
+        }
+        if let Some((_, size)) = lower.split_once("this frees ") {
+            return parse_size(size);
+        }
+    }
+    None
+}
+
+/// restic's human sizes (`0 B`, `558 B`, `195.904 KiB`, `1.2 GiB`) → bytes.
+pub fn parse_size(s: &str) -> Option<u64> {
+    let mut it = s.split_whitespace();
+    let num: f64 = it.next()?.parse().ok()?;
+    let unit = it.next().unwrap_or("b").to_ascii_lowercase();
+    let unit = unit.trim_end_matches([',', '.', ')']);
+    let mult: f64 = match unit {
+        "b" | "bytes" => 1.0,
+        "kib" | "kb" | "k" => 1024.0,
+        "mib" | "mb" | "m" => 1024.0 * 1024.0,
+        "gib" | "gb" | "g" => 1024.0 * 1024.0 * 1024.0,
+        "tib" | "tb" | "t" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    if !num.is_finite() || num < 0.0 {
+        return None;
+    }
+    Some((num * mult).round() as u64)
 }
 
 /// The environment restic needs for a repository.
@@ -294,25 +453,26 @@ pub async fn run(
                 Ok(Some(l)) => match parse_line(&l) {
                     Line::Status(p) => { let _ = events.send(Event::Progress(p)); }
                     Line::Summary(s) => {
-                        let _ = events.send(Event::Log("stdout", l.clone()));
+                        let _ = events.send(log("stdout", &l));
                         result.summary = Some(s);
                     }
                     Line::Log(t) => {
-                        let _ = events.send(Event::Log("stdout", t.clone()));
+                        let _ = events.send(log("stdout", &t));
                         result.text.push(t);
                     }
-                    Line::ItemError(t) => { let _ = events.send(Event::Log("stdout", t.clone())); result.item_errors.push(t); }
+                    Line::ItemError(t) => { let _ = events.send(log("stdout", &t)); result.item_errors.push(t); }
                     Line::ExitError(t) => result.fatal.push(t),
+                    Line::Document(d) => result.documents.push(d),
                     Line::Ignore => {}
                 },
                 _ => out_done = true,
             },
             line = err.next_line(), if !err_done => match line {
                 Ok(Some(l)) => match parse_line(&l) {
-                    Line::ItemError(t) => { let _ = events.send(Event::Log("stderr", t.clone())); result.item_errors.push(t); }
-                    Line::ExitError(t) => { let _ = events.send(Event::Log("stderr", t.clone())); result.fatal.push(t); }
-                    Line::Log(t) => { let _ = events.send(Event::Log("stderr", t.clone())); result.fatal.push(t); }
-                    Line::Status(_) | Line::Summary(_) | Line::Ignore => {}
+                    Line::ItemError(t) => { let _ = events.send(log("stderr", &t)); result.item_errors.push(t); }
+                    Line::ExitError(t) => { let _ = events.send(log("stderr", &t)); result.fatal.push(t); }
+                    Line::Log(t) => { let _ = events.send(log("stderr", &t)); result.fatal.push(t); }
+                    Line::Status(_) | Line::Summary(_) | Line::Document(_) | Line::Ignore => {}
                 },
                 _ => err_done = true,
             },
@@ -338,6 +498,27 @@ pub async fn run(
     result
 }
 
+/// Longest log line sent, in bytes: a job-log frame holds up to 50 lines and must stay
+/// below the protocol's frame limit.
+pub const MAX_LOG_LINE: usize = 4096;
+
+/// A log event, the text cut to [`MAX_LOG_LINE`] bytes.
+pub fn log(stream: &'static str, text: &str) -> Event {
+    Event::Log(stream, clip(text))
+}
+
+/// `text` cut to at most [`MAX_LOG_LINE`] bytes (on a character boundary), marked with `…`.
+pub fn clip(text: &str) -> String {
+    if text.len() <= MAX_LOG_LINE {
+        return text.to_string();
+    }
+    let mut end = MAX_LOG_LINE - '…'.len_utf8();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
 /// SIGINT: restic removes its lock and exits cleanly.
 fn interrupt(pid: u32) {
     let _ = nix::sys::signal::kill(
@@ -347,7 +528,7 @@ fn interrupt(pid: u32) {
 }
 
 /// Runs a short restic command and returns its stdout when it succeeds.
-pub async fn output(bin: &str, repo: &RepoCredentials, args: &[&str]) -> Result<String, String> {
+pub async fn output(bin: &str, repo: &RepoCredentials, args: &[String]) -> Result<String, String> {
     let out = tokio::process::Command::new(bin)
         .args(args)
         .envs(env(repo))
@@ -492,7 +673,14 @@ mod tests {
             parse_line("Fatal: unable to open config file"),
             Line::Log("Fatal: unable to open config file".into())
         );
-        assert_eq!(parse_line("[1,2]"), Line::Log("[1,2]".into()));
+        // forget's one-array document is kept apart, not logged; other JSON scalars are
+        // text.
+        assert_eq!(parse_line("[1,2]"), Line::Document(json!([1, 2])));
+        assert_eq!(parse_line("42"), Line::Log("42".into()));
+        assert_eq!(
+            parse_line(r#"{"total_size":1}"#),
+            Line::Document(json!({"total_size": 1}))
+        );
     }
 
     fn run_with(code: i32, fatal: &[&str]) -> RunResult {
@@ -629,5 +817,326 @@ mod tests {
         assert!(env
             .iter()
             .any(|(k, v)| k == "RESTIC_PROGRESS_FPS" && v == "1"));
+    }
+
+    fn sample_lines(text: &str) -> Vec<String> {
+        text.lines().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn error_codes_for_machines() {
+        let url = "/srv/repo";
+        let code =
+            |kind, code, fatal: &[&str]| classify(kind, &run_with(code, fatal), url).error_code;
+        let c = |s: &str| Some(s.to_string());
+        assert_eq!(
+            code(
+                JobKind::Backup,
+                1,
+                &["Fatal: wrong password or no key found"]
+            ),
+            c("wrong_password")
+        );
+        assert_eq!(code(JobKind::Backup, 12, &[]), c("wrong_password"));
+        assert_eq!(
+            code(JobKind::Prune, 1, &["unable to create lock in backend: repository is already locked by PID 1 on h by root"]),
+            c("repo_locked")
+        );
+        assert_eq!(code(JobKind::Forget, 11, &["Fatal: x"]), c("repo_locked"));
+        assert_eq!(
+            code(JobKind::Check, 1, &["Fatal: unable to open config file: stat /srv/repo/config: no such file or directory", "Is there a repository at the following location?"]),
+            c("repo_missing")
+        );
+        assert_eq!(code(JobKind::Unlock, 10, &[]), c("repo_missing"));
+        assert_eq!(code(JobKind::Backup, 42, &["boom"]), c("restic_failed"));
+        assert_eq!(code(JobKind::Backup, 0, &[]), None);
+        // "repository contains errors" only means a failed check for check jobs.
+        assert_eq!(
+            code(JobKind::Check, 1, &["Fatal: repository contains errors"]),
+            c("check_failed")
+        );
+        assert_eq!(
+            code(JobKind::Prune, 1, &["Fatal: repository contains errors"]),
+            c("restic_failed")
+        );
+        let mut cancelled = run_with(130, &[]);
+        cancelled.cancelled = true;
+        assert_eq!(classify(JobKind::Backup, &cancelled, url).error_code, None);
+    }
+
+    /// stderr of a real restic 0.14 `check --read-data-subset=100%`, once with a damaged
+    /// pack and once with a missing one (with restic's retry chatter).
+    #[test]
+    fn failed_checks_of_restic_0_14() {
+        let url = "/srv/repo";
+        let damaged = sample_lines(include_str!("../testdata/restic-0.14/check-damaged.stderr"));
+        let o = classify(
+            JobKind::Check,
+            &RunResult {
+                code: Some(1),
+                fatal: damaged,
+                ..Default::default()
+            },
+            url,
+        );
+        assert_eq!(o.status, JobStatus::Failed);
+        assert_eq!(o.error_code.as_deref(), Some("check_failed"));
+        assert_eq!(
+            o.error.as_deref(),
+            Some("restic check found errors in the repository: Pack ID does not match, want 75fd5ce66d340f30d12c568aed69adbc655a46e10404a692dc6bf906b9074071, got 795084a901410a2abe004ca4777a749b2a36432a39218aed2f0a223ed0053482")
+        );
+        let missing = sample_lines(include_str!(
+            "../testdata/restic-0.14/check-missing-pack.stderr"
+        ));
+        let o = classify(
+            JobKind::Check,
+            &RunResult {
+                code: Some(1),
+                fatal: missing,
+                ..Default::default()
+            },
+            url,
+        );
+        assert_eq!(o.error_code.as_deref(), Some("check_failed"));
+        assert_eq!(
+            o.error.as_deref(),
+            Some("restic check found errors in the repository: pack 75fd5ce66d340f30d12c568aed69adbc655a46e10404a692dc6bf906b9074071: does not exist (and 1 more; see the job log)")
+        );
+        // A clean check prints its verdict on stdout and exits 0.
+        let ok = RunResult {
+            code: Some(0),
+            text: sample_lines(include_str!("../testdata/restic-0.14/check-ok.txt")),
+            ..Default::default()
+        };
+        assert!(ok.text.iter().any(|l| l == "no errors were found"));
+        assert_eq!(
+            classify(JobKind::Check, &ok, url).status,
+            JobStatus::Succeeded
+        );
+    }
+
+    /// `forget --json` of a real restic 0.14: one group, one kept, one removed.
+    #[test]
+    fn forget_output_of_restic_0_14() {
+        let text = include_str!("../testdata/restic-0.14/forget.json");
+        let docs: Vec<Value> = text
+            .lines()
+            .filter_map(|l| match parse_line(l) {
+                Line::Document(d) => Some(d),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(docs.len(), 1);
+        assert_eq!(
+            forget_stats(&docs),
+            json!({
+                "kept": ["d7e64723c4b8a18404a7dd72a9d58c628f48e11b864ac7015162b8549eaa7b7f"],
+                "removed": ["3a7f0c4a9add436b3362d25581dc775caae64a7e9e5853cae238b356786b7bee"],
+            })
+        );
+        // restic 0.14 prints nothing when no snapshot has the tag.
+        assert!(include_str!("../testdata/restic-0.14/forget-nothing-matched.json").is_empty());
+        assert_eq!(forget_stats(&[]), json!({"kept": [], "removed": []}));
+        // Several groups are summed; unknown shapes are ignored.
+        let two = json!([
+            {"keep": [{"id": "a"}], "remove": [{"id": "b"}, {"short_id": "no-id"}]},
+            {"keep": [{"id": "c"}], "remove": null}
+        ]);
+        assert_eq!(
+            forget_stats(&[two]),
+            json!({"kept": ["a", "c"], "removed": ["b"]})
+        );
+    }
+
+    /// `prune` of a real restic 0.14, and the wording of older and newer versions.
+    #[test]
+    fn prune_output() {
+        let text = sample_lines(include_str!("../testdata/restic-0.14/prune.txt"));
+        // "total prune:           3 blobs / 195.904 KiB"
+        assert_eq!(prune_bytes_freed(&text), Some(200_606));
+        let nothing = sample_lines(include_str!("../testdata/restic-0.14/prune-nothing.txt"));
+        assert_eq!(prune_bytes_freed(&nothing), Some(0));
+        let lines = |s: &str| sample_lines(s);
+        // 0.17+ pads differently and may print larger units.
+        assert_eq!(
+            prune_bytes_freed(&lines("to repack:  1 blobs / 1 KiB\ntotal prune:       13624 blobs / 4.212 GiB\nremaining: 1 blobs / 2 B")),
+            Some((4.212_f64 * 1024.0 * 1024.0 * 1024.0).round() as u64)
+        );
+        // Before 0.12.
+        assert_eq!(
+            prune_bytes_freed(&lines(
+                "will delete 3 packs and rewrite 2 packs, this frees 1.500 MiB"
+            )),
+            Some(1_572_864)
+        );
+        assert_eq!(prune_bytes_freed(&lines("done")), None);
+        assert_eq!(parse_size("558 B"), Some(558));
+        assert_eq!(parse_size("2.000 TiB"), Some(2 << 40));
+        assert_eq!(parse_size("lots"), None);
+        assert_eq!(parse_size("1 parsec"), None);
+    }
+
+    #[test]
+    fn stats_of_restic_0_14() {
+        assert_eq!(
+            parse_stats_size(include_str!(
+                "../testdata/restic-0.14/stats-restore-size.json"
+            )),
+            Some(600_006)
+        );
+        assert_eq!(
+            parse_stats_size(include_str!("../testdata/restic-0.14/stats-raw-data.json")),
+            Some(300_665)
+        );
+    }
+
+    fn p(f: impl FnOnce(&mut JobParams)) -> JobParams {
+        let mut x = JobParams::default();
+        f(&mut x);
+        x
+    }
+
+    #[test]
+    fn arguments_of_every_kind() {
+        let caps = |x: &mut JobParams| {
+            x.limit_upload_kbps = Some(10);
+            x.limit_download_kbps = Some(20);
+        };
+        assert_eq!(args(JobKind::Init, &p(|_| {}), "h"), ["init", "--json"]);
+        assert_eq!(
+            args(JobKind::Init, &p(caps), "h"),
+            ["init", "--json", "--limit-upload=10", "--limit-download=20"]
+        );
+        let forget = p(|x| {
+            x.tags = vec!["default".into(), "db".into()];
+            x.retention = Some(domain::sources::RetentionPolicy {
+                keep_daily: Some(7),
+                keep_within: Some("30d".into()),
+                ..Default::default()
+            });
+            x.limit_upload_kbps = Some(5);
+        });
+        assert_eq!(
+            args(JobKind::Forget, &forget, "h"),
+            [
+                "forget",
+                "--json",
+                "--tag=default",
+                "--tag=db",
+                "--group-by=host,tags",
+                "--keep-daily=7",
+                "--keep-within=30d",
+                "--limit-upload=5"
+            ]
+        );
+        assert_eq!(args(JobKind::Prune, &p(|_| {}), "h"), ["prune"]);
+        assert_eq!(
+            args(JobKind::Prune, &p(caps), "h"),
+            ["prune", "--limit-upload=10", "--limit-download=20"]
+        );
+        assert_eq!(args(JobKind::Check, &p(|_| {}), "h"), ["check"]);
+        assert_eq!(
+            args(JobKind::Check, &p(|x| x.check_subset_pct = Some(0)), "h"),
+            ["check"]
+        );
+        assert_eq!(
+            args(JobKind::Check, &p(|x| x.check_subset_pct = Some(5)), "h"),
+            ["check", "--read-data-subset=5%"]
+        );
+        assert_eq!(args(JobKind::Unlock, &p(|_| {}), "h"), ["unlock"]);
+        // Download caps reach backups too, before the paths.
+        let b = args(
+            JobKind::Backup,
+            &p(|x| {
+                x.paths = vec!["/srv".into()];
+                x.limit_download_kbps = Some(7);
+            }),
+            "h",
+        );
+        assert_eq!(
+            b,
+            [
+                "backup",
+                "--json",
+                "--host",
+                "h",
+                "--limit-download=7",
+                "--",
+                "/srv"
+            ]
+        );
+    }
+
+    /// Whatever the job, the password and the repository stay off the command line.
+    #[test]
+    fn credentials_never_reach_the_command_line() {
+        let repo = RepoCredentials {
+            url: "rest:https://u:Secret-Url-Pw@b/h".into(),
+            username: Some("u".into()),
+            password: "Secret-Pw".into(),
+        };
+        let params = p(|x| {
+            x.paths = vec!["/srv".into()];
+            x.tags = vec!["t".into()];
+            x.retention = Some(domain::sources::RetentionPolicy {
+                keep_last: Some(1),
+                ..Default::default()
+            });
+            x.check_subset_pct = Some(10);
+        });
+        for kind in [
+            JobKind::Init,
+            JobKind::Backup,
+            JobKind::Forget,
+            JobKind::Prune,
+            JobKind::Check,
+            JobKind::Unlock,
+        ] {
+            let a = args(kind, &params, "h").join(" ");
+            assert!(!a.contains("Secret"), "{kind:?}: {a}");
+            assert!(!a.contains("rest:"), "{kind:?}: {a}");
+        }
+        let e = env(&repo);
+        assert!(e
+            .iter()
+            .any(|(k, v)| k == "RESTIC_REPOSITORY" && v == &repo.url));
+        assert!(e
+            .iter()
+            .any(|(k, v)| k == "RESTIC_PASSWORD" && v == "Secret-Pw"));
+        assert!(e
+            .iter()
+            .any(|(k, v)| k == "RESTIC_REST_USERNAME" && v == "u"));
+    }
+
+    #[test]
+    fn refusals() {
+        assert!(refuse(JobKind::Forget, &p(|_| {}))
+            .unwrap()
+            .contains("retention"));
+        assert!(refuse(
+            JobKind::Forget,
+            &p(|x| x.retention = Some(Default::default()))
+        )
+        .is_some());
+        assert!(refuse(
+            JobKind::Forget,
+            &p(|x| x.retention = Some(domain::sources::RetentionPolicy {
+                keep_within: Some("7d".into()),
+                ..Default::default()
+            }))
+        )
+        .is_none());
+        assert!(refuse(JobKind::Backup, &p(|_| {})).is_some());
+        assert!(refuse(JobKind::Restore, &p(|_| {})).is_some());
+        assert!(refuse(JobKind::Prune, &p(|_| {})).is_none());
+    }
+
+    #[test]
+    fn long_lines_are_clipped_for_the_frame_limit() {
+        let long = "é".repeat(MAX_LOG_LINE);
+        let c = clip(&long);
+        assert!(c.len() <= MAX_LOG_LINE);
+        assert!(c.ends_with('…'));
+        assert_eq!(clip("short"), "short");
     }
 }
