@@ -25,3 +25,13 @@ ensure_packages() {
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 }
+
+# ensure_python_module MODULE DEBIAN_PACKAGE — makes `python3 -c "import MODULE"` work: pip
+# for a user-installed Python (pyenv, venv), Debian's package for the system one (PEP 668).
+ensure_python_module() {
+  python3 -c "import $1" >/dev/null 2>&1 && return 0
+  echo "installing the Python module $1" >&2
+  python3 -m pip install --quiet "$1" >/dev/null 2>&1 && python3 -c "import $1" >/dev/null 2>&1 && return 0
+  ensure_packages "__never__:$2"
+  python3 -c "import $1" >/dev/null 2>&1
+}

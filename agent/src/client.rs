@@ -17,6 +17,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::Connector;
 
+use crate::browse::Browser;
 use crate::config::AgentConfig;
 use crate::facts;
 use crate::jobs;
@@ -208,11 +209,9 @@ pub async fn run(config_path: PathBuf, state_dir: PathBuf) -> ExitCode {
     };
     let (out_tx, mut out_rx) = mpsc::channel::<String>(1024);
     let sender = jobs::Sender::new(outbox.clone(), out_tx);
-    let jobs = jobs::spawn(jobs::Ctx::new(
-        state_dir.clone(),
-        secrets.clone(),
-        sender.clone(),
-    ));
+    let ctx = jobs::Ctx::new(state_dir.clone(), secrets.clone(), sender.clone());
+    let browser = Browser::new(ctx.restic_bin.clone(), secrets.clone(), sender.clone());
+    let jobs = jobs::spawn(ctx);
     // Armed before the first connection attempt: schedules fire whether or not the server
     // is reachable.
     let schedules = scheduler::spawn(cached_schedules, jobs.clone(), sender);
@@ -222,7 +221,7 @@ pub async fn run(config_path: PathBuf, state_dir: PathBuf) -> ExitCode {
     loop {
         let started = Instant::now();
         let end = tokio::select! {
-            end = session(&config, &secrets, &outbox, &jobs, &schedules, &mut out_rx) => end,
+            end = session(&config, &secrets, &outbox, &jobs, &schedules, &browser, &mut out_rx) => end,
             _ = &mut stop => End::Stopped,
         };
         match end {
@@ -301,6 +300,7 @@ async fn session(
     outbox: &Outbox,
     jobs: &mpsc::UnboundedSender<jobs::Command>,
     schedules: &mpsc::UnboundedSender<SchedulesUpdate>,
+    browser: &Browser,
     out_rx: &mut mpsc::Receiver<String>,
 ) -> End {
     let secrets = match secrets_file.load() {
@@ -369,6 +369,7 @@ async fn session(
         arch: std::env::consts::ARCH.to_string(),
         restic_version: facts::restic_version().await,
         config_version: secrets.version,
+        uid: facts::effective_uid(),
     });
     let hello_id = new_id();
     if let Err(e) = ws
@@ -455,6 +456,8 @@ async fn session(
                     ServerMessage::JobRun(j) => { let _ = jobs.send(jobs::Command::Run(j)); }
                     ServerMessage::JobCancel(c) => { let _ = jobs.send(jobs::Command::Cancel(c.job_id)); }
                     ServerMessage::SnapshotsRequest(_) => { let _ = jobs.send(jobs::Command::Snapshots); }
+                    ServerMessage::SnapshotLs(m) => browser.ls(m),
+                    ServerMessage::SnapshotDiff(m) => browser.diff(m),
                     ServerMessage::SchedulesUpdate(u) => {
                         let frame = match apply_schedules(secrets_file, schedules, u) {
                             Applied::New(version) => {

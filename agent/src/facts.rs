@@ -18,9 +18,31 @@ pub fn hostname() -> String {
         .unwrap_or_else(|| "unknown-host".to_string())
 }
 
+/// The agent's effective user id, from `/proc/self/status` (Linux); `None` elsewhere.
+pub fn effective_uid() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    parse_effective_uid(&status)
+}
+
+/// The second number of the `Uid:` line (real, effective, saved, filesystem).
+fn parse_effective_uid(status: &str) -> Option<u32> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
 /// `restic version`, parsed (`0.14.0`); empty when restic is missing or silent.
 pub async fn restic_version() -> String {
-    let run = tokio::process::Command::new(restic_binary())
+    restic_version_of(&restic_binary()).await
+}
+
+/// `bin version`, parsed; empty when it is missing or silent.
+pub async fn restic_version_of(bin: &str) -> String {
+    let run = tokio::process::Command::new(bin)
         .arg("version")
         .kill_on_drop(true)
         .output();
@@ -61,5 +83,15 @@ mod tests {
             "0.17.3"
         );
         assert_eq!(parse_version("garbage"), "");
+    }
+
+    #[test]
+    fn effective_uid_is_the_second_field() {
+        assert_eq!(
+            parse_effective_uid("Name:\tx\nUid:\t1000\t0\t0\t0\nGid:\t5\n"),
+            Some(0)
+        );
+        assert_eq!(parse_effective_uid("Name: x"), None);
+        assert!(effective_uid().is_some());
     }
 }

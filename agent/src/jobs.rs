@@ -370,7 +370,14 @@ async fn run_job(ctx: &Ctx, job: JobRunMsg, cancel: watch::Receiver<bool>) -> Jo
         .admin_repo
         .clone()
         .filter(|_| matches!(job.kind, JobKind::Forget | JobKind::Prune));
+    // A cross-host restore reads another host's repository with a credential granted for
+    // this job only: it stays in memory (never in the secrets file) and goes with the job.
+    let source = job
+        .source_repo
+        .clone()
+        .filter(|_| job.kind == JobKind::Restore);
     let (repo, admin_slot): (RepoCredentials, Option<AdminSlot>) = match (admin, everyday) {
+        _ if source.is_some() => (source.clone().expect("checked"), None),
         (Some(a), _) => {
             if let Err(e) = ctx.secrets.set_admin(&job_id, &a) {
                 tracing::error!(job_id, "cannot store the admin credential: {e}");
@@ -397,6 +404,17 @@ async fn run_job(ctx: &Ctx, job: JobRunMsg, cancel: watch::Receiver<bool>) -> Jo
         last_progress: Instant::now() - Duration::from_secs(2),
         rx: ev_rx,
     };
+    if source.is_some() {
+        pump.agent(format!(
+            "reading the repository of host {} with the credential granted for this restore (kept in memory only)",
+            job.params.source_host_id.as_deref().unwrap_or("(unnamed)")
+        ));
+    } else if job.source_repo.is_some() {
+        pump.agent(format!(
+            "ignoring the source repository credential: {} jobs use this host's own",
+            job.kind.as_str()
+        ));
+    }
     if job.admin_repo.is_some() {
         if admin_slot.is_some() {
             pump.agent("using the full-access (admin) repository credential for this job");
@@ -449,6 +467,25 @@ async fn run_job(ctx: &Ctx, job: JobRunMsg, cancel: watch::Receiver<bool>) -> Jo
 
     let (mut outcome, stats) = match pre_outcome {
         Some(o) => (o, None),
+        None if job.kind == JobKind::Restore => {
+            let version = crate::restore::parse_version(
+                &crate::facts::restic_version_of(&ctx.restic_bin).await,
+            );
+            tracing::info!(job_id, kind = job.kind.as_str(), "running restic");
+            let (result, stats) = pump
+                .drive(crate::restore::run(
+                    &ctx.restic_bin,
+                    &repo,
+                    &job.params,
+                    version,
+                    ev_tx.clone(),
+                    cancel.clone(),
+                ))
+                .await;
+            let mut outcome = restic::classify(job.kind, &result, &repo.url);
+            outcome.snapshot_id = None;
+            (outcome, stats)
+        }
         None => {
             let args = restic::args(job.kind, &job.params, &ctx.hostname);
             tracing::info!(job_id, kind = job.kind.as_str(), "running restic");
@@ -741,6 +778,7 @@ mod tests {
                 post: post.map(str::to_string),
             },
             admin_repo: None,
+            source_repo: None,
         }
     }
 
@@ -882,6 +920,7 @@ mod tests {
                 username: None,
                 password: "full-access".into(),
             }),
+            source_repo: None,
         };
         assert_eq!(f.run(job).await, JobStatus::Succeeded);
         let calls = f.calls();
@@ -1008,6 +1047,7 @@ mod tests {
             params,
             hooks: Hooks::default(),
             admin_repo: None,
+            source_repo: None,
         };
         let backup_params = JobParams {
             paths: vec![data.display().to_string()],

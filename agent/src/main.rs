@@ -9,6 +9,7 @@
 //! Exit codes: 0 stopped; 1 bad configuration or a failed enrolment; 3 the server refused
 //! this agent for good (deleted host, unknown bearer); 4 protocol versions do not match.
 
+mod browse;
 mod client;
 mod config;
 mod facts;
@@ -16,6 +17,7 @@ mod hooks;
 mod jobs;
 mod outbox;
 mod restic;
+mod restore;
 mod scheduler;
 mod secrets;
 mod tls;

@@ -61,11 +61,12 @@ pub fn parse_line(line: &str) -> Line {
                 return Line::Ignore;
             }
             let pd = v.get("percent_done").and_then(Value::as_f64).unwrap_or(0.0);
+            // restore (0.16+) counts `bytes_restored`/`files_restored` instead.
             Line::Status(Progress {
                 percent: (pd * 1000.0).round() / 10.0,
-                bytes_done: u(&v, "bytes_done"),
+                bytes_done: u(&v, "bytes_done").max(u(&v, "bytes_restored")),
                 total_bytes: u(&v, "total_bytes"),
-                files_done: u(&v, "files_done"),
+                files_done: u(&v, "files_done").max(u(&v, "files_restored")),
                 total_files: u(&v, "total_files"),
                 seconds_remaining: v.get("seconds_remaining").and_then(Value::as_u64),
             })
@@ -275,7 +276,7 @@ pub fn refuse(kind: JobKind, params: &JobParams) -> Option<String> {
         JobKind::Backup if params.paths.is_empty() => {
             Some("a backup needs at least one path".into())
         }
-        JobKind::Restore => Some("this agent cannot run restore jobs yet".into()),
+        JobKind::Restore => crate::restore::refuse(params),
         _ => None,
     }
 }
@@ -321,6 +322,7 @@ pub fn args(kind: JobKind, params: &JobParams, hostname: &str) -> Vec<String> {
             }
         }
         JobKind::Unlock => a.push("unlock".into()),
+        // Restores depend on the restic version: see `crate::restore::args`.
         JobKind::Restore => a.push("restore".into()),
     }
     a.extend(limit_args(params));
@@ -541,6 +543,80 @@ pub async fn output(bin: &str, repo: &RepoCredentials, args: &[String]) -> Resul
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err("timed out".into()),
     }
+}
+
+/// How a streamed restic command ended.
+#[derive(Debug, Clone, Default)]
+pub struct Streamed {
+    /// Exit code (`None`: killed, or timed out).
+    pub code: Option<i32>,
+    /// What it printed on stderr (at most 200 lines).
+    pub stderr: Vec<String>,
+    /// It ran longer than allowed and was killed.
+    pub timed_out: bool,
+}
+
+impl Streamed {
+    /// Exit 0 within the time allowed.
+    pub fn ok(&self) -> bool {
+        self.code == Some(0) && !self.timed_out
+    }
+}
+
+/// Runs a restic command whose stdout may be large (`ls`, `diff`), handing each stdout line
+/// to `on_line` as it arrives instead of keeping it; kills restic after `limit`.
+pub async fn stream(
+    bin: &str,
+    repo: &RepoCredentials,
+    args: &[String],
+    limit: Duration,
+    mut on_line: impl FnMut(&str),
+) -> Streamed {
+    let mut result = Streamed::default();
+    let mut child = match tokio::process::Command::new(bin)
+        .args(args)
+        .envs(env(repo))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            result.stderr.push(format!("cannot start {bin}: {e}"));
+            result.code = Some(127);
+            return result;
+        }
+    };
+    let mut out = BufReader::new(child.stdout.take().expect("piped")).lines();
+    let mut err = BufReader::new(child.stderr.take().expect("piped")).lines();
+    let (mut out_done, mut err_done) = (false, false);
+    let deadline = tokio::time::sleep(limit);
+    tokio::pin!(deadline);
+    while !(out_done && err_done) {
+        tokio::select! {
+            line = out.next_line(), if !out_done => match line {
+                Ok(Some(l)) => on_line(&l),
+                _ => out_done = true,
+            },
+            line = err.next_line(), if !err_done => match line {
+                Ok(Some(l)) => {
+                    if result.stderr.len() < 200 && !l.trim().is_empty() {
+                        result.stderr.push(clip(l.trim()));
+                    }
+                }
+                _ => err_done = true,
+            },
+            _ = &mut deadline => {
+                result.timed_out = true;
+                let _ = child.start_kill();
+                break;
+            }
+        }
+    }
+    result.code = child.wait().await.ok().and_then(|s| s.code());
+    result
 }
 
 /// Parses `restic snapshots --json` (one array; `null` on some versions when empty).
@@ -1128,6 +1204,11 @@ mod tests {
         .is_none());
         assert!(refuse(JobKind::Backup, &p(|_| {})).is_some());
         assert!(refuse(JobKind::Restore, &p(|_| {})).is_some());
+        assert!(refuse(
+            JobKind::Restore,
+            &p(|x| x.snapshot_id = Some("abcd1234".into()))
+        )
+        .is_none());
         assert!(refuse(JobKind::Prune, &p(|_| {})).is_none());
     }
 

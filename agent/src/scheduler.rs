@@ -280,6 +280,7 @@ pub fn job_for(
             params,
             hooks: g.hooks.clone(),
             admin_repo: None,
+            source_repo: None,
         },
     )
 }

@@ -53,6 +53,12 @@ pub enum DomainError {
     /// A host keeps at least one group.
     #[error("a host needs at least one source group; this is its last")]
     LastSourceGroup,
+    /// No such alert.
+    #[error("no such alert")]
+    UnknownAlert,
+    /// No such notification channel.
+    #[error("no such notification channel")]
+    UnknownChannel,
     /// An event could not be decoded from its stored form.
     #[error("event {event_type} v{schema_version} could not be decoded: {message}")]
     UndecodableEvent {

@@ -11,6 +11,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::DomainError;
+pub use crate::alerts::{
+    AlertAcknowledged, AlertRaised, AlertResolved, ChannelDeleted, ChannelSaved,
+    NotificationAttempted, NotificationQueued,
+};
 pub use crate::hosts::{
     EnrollmentTokenIssued, HostCameOnline, HostDeleted, HostEnrolled, HostWentOffline,
     RepoCredentialsApplied, RepoCredentialsChanged,
@@ -159,6 +163,25 @@ events! {
     PendingRunCompleted = 1,
     /// A pending run was given up.
     PendingRunDropped = 1,
+    /// An alert was raised.
+    AlertRaised = 1,
+    /// An operator acknowledged an alert.
+    AlertAcknowledged = 1,
+    /// An alert was resolved.
+    AlertResolved = 1,
+    /// A notification channel was created or changed.
+    ChannelSaved = 1,
+    /// A notification channel was deleted.
+    ChannelDeleted = 1,
+    /// A notification will be sent.
+    NotificationQueued = 1,
+    /// One delivery attempt of a notification.
+    NotificationAttempted = 1,
+    /// A cross-host restore job was given a read credential for the source host's
+    /// repository (the credential itself is in the vault, owned by the job).
+    RestoreCredentialGranted = 1,
+    /// That credential was destroyed.
+    RestoreCredentialRevoked = 1,
 }
 
 impl Event {
@@ -204,6 +227,15 @@ impl Event {
             Event::PendingRunRetryScheduled(x) => format!("pending-{}", x.run_id),
             Event::PendingRunCompleted(x) => format!("pending-{}", x.run_id),
             Event::PendingRunDropped(x) => format!("pending-{}", x.run_id),
+            Event::AlertRaised(x) => format!("alert-{}", x.alert_id),
+            Event::AlertAcknowledged(x) => format!("alert-{}", x.alert_id),
+            Event::AlertResolved(x) => format!("alert-{}", x.alert_id),
+            Event::ChannelSaved(x) => format!("channel-{}", x.channel_id),
+            Event::ChannelDeleted(x) => format!("channel-{}", x.channel_id),
+            Event::NotificationQueued(x) => format!("notification-{}", x.notification_id),
+            Event::NotificationAttempted(x) => format!("notification-{}", x.notification_id),
+            Event::RestoreCredentialGranted(x) => format!("job-{}", x.job_id),
+            Event::RestoreCredentialRevoked(x) => format!("job-{}", x.job_id),
         }
     }
 }
@@ -264,6 +296,28 @@ pub struct UserLoggedOut {
     pub user_id: String,
     /// The public id of the closed session.
     pub session_id: String,
+}
+
+/// Payload of [`Event::RestoreCredentialGranted`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreCredentialGranted {
+    /// The restore job the credential is for (and which owns its vault row).
+    pub job_id: String,
+    /// The host whose repository it opens.
+    pub source_host_id: String,
+    /// The host that runs the restore and receives the credential.
+    pub target_host_id: String,
+    /// The vault row holding it.
+    pub credential_ref: String,
+}
+
+/// Payload of [`Event::RestoreCredentialRevoked`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreCredentialRevoked {
+    /// The restore job.
+    pub job_id: String,
+    /// Why: `job_finished`, `job_lost`, `job_over_at_startup`.
+    pub reason: String,
 }
 
 #[cfg(test)]

@@ -98,10 +98,48 @@ impl JobStatus {
     }
 }
 
+/// What a restore does with a file that already exists at the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Overwrite {
+    /// Replace it (restic before 0.17 knows nothing else).
+    #[default]
+    Always,
+    /// Replace it when its content differs (restic 0.17+).
+    IfChanged,
+    /// Replace it when the snapshot's copy is newer (restic 0.17+).
+    IfNewer,
+    /// Leave it (restic 0.17+).
+    Never,
+}
+
+impl Overwrite {
+    /// restic's (and the API's) name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Overwrite::Always => "always",
+            Overwrite::IfChanged => "if-changed",
+            Overwrite::IfNewer => "if-newer",
+            Overwrite::Never => "never",
+        }
+    }
+
+    /// Parses the API's name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "always" => Some(Overwrite::Always),
+            "if-changed" => Some(Overwrite::IfChanged),
+            "if-newer" => Some(Overwrite::IfNewer),
+            "never" => Some(Overwrite::Never),
+            _ => None,
+        }
+    }
+}
+
 /// What to run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct JobParams {
-    /// Paths to back up.
+    /// backup: the paths to back up; restore: the paths to restore (all when empty).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub paths: Vec<String>,
     /// Exclude patterns.
@@ -122,6 +160,19 @@ pub struct JobParams {
     /// check: `--read-data-subset N%`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check_subset_pct: Option<u8>,
+    /// restore: the snapshot (full id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_id: Option<String>,
+    /// restore: the directory to restore into; `/` puts files back where they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// restore: what to do with files that exist already.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overwrite: Option<Overwrite>,
+    /// restore: the host whose repository holds the snapshot, when it is not the host the
+    /// job runs on (a cross-host restore).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_host_id: Option<String>,
 }
 
 /// What started a job.

@@ -11,12 +11,14 @@
 //! - [`validation`]: newtypes that hold only valid values.
 
 pub mod actor;
+pub mod alerts;
 pub mod envelope;
 pub mod error;
 pub mod event;
 pub mod hosts;
 pub mod jobs;
 pub mod protocol;
+pub mod retention;
 pub mod sources;
 pub mod timestamp;
 pub mod upcast;

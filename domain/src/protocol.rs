@@ -211,6 +211,12 @@ messages! {
         /// The local scheduler fired: a job the server has not seen yet. Durable, and sent
         /// before the job's `job.started`.
         JobScheduled(JobScheduledMsg) = "job.scheduled",
+        /// One directory of a snapshot, answering `snapshot.ls` (not durable: the server
+        /// waits for it with a timeout).
+        SnapshotLsResult(SnapshotLsResultMsg) = "snapshot.ls.result",
+        /// The changes between two snapshots, answering `snapshot.diff`, possibly in several
+        /// parts (not durable).
+        SnapshotDiffResult(SnapshotDiffResultMsg) = "snapshot.diff.result",
     }
 }
 
@@ -233,6 +239,10 @@ messages! {
         SnapshotsRequest(SnapshotsRequestMsg) = "snapshots.request",
         /// The resolved schedule set (groups inlined) for the local scheduler.
         SchedulesUpdate(SchedulesUpdate) = "schedules.update",
+        /// List one directory of a snapshot (answered by `snapshot.ls.result`).
+        SnapshotLs(SnapshotLsMsg) = "snapshot.ls",
+        /// Compare two snapshots (answered by `snapshot.diff.result`).
+        SnapshotDiff(SnapshotDiffMsg) = "snapshot.diff",
     }
 }
 
@@ -269,6 +279,10 @@ pub struct Hello {
     /// The credentials version the agent holds (0 when none).
     #[serde(default)]
     pub config_version: u64,
+    /// The agent's effective user id (`None` from agents that predate it, or off Unix): a
+    /// non-root agent cannot restore files owned by others in place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
 }
 
 /// `heartbeat`.
@@ -469,6 +483,11 @@ pub struct JobRunMsg {
     /// length of the job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin_repo: Option<RepoCredentials>,
+    /// restore from another host's repository: a read credential for that repository,
+    /// granted for this one job. The agent keeps it in memory for the job and never writes
+    /// it to disk; the server destroys its copy when the job ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_repo: Option<RepoCredentials>,
 }
 
 /// `job.cancel`.
@@ -481,6 +500,123 @@ pub struct JobCancelMsg {
 /// `snapshots.request`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct SnapshotsRequestMsg {}
+
+/// `snapshot.ls`: list the direct children of one directory of a snapshot, one page of them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotLsMsg {
+    /// Matches the answer to the question.
+    pub request_id: String,
+    /// The snapshot (hex id or unique prefix).
+    pub snapshot_id: String,
+    /// An absolute directory inside the snapshot (`/` for its root).
+    pub path: String,
+    /// Entries to skip.
+    #[serde(default)]
+    pub offset: u64,
+    /// Entries to return at most.
+    pub limit: u64,
+}
+
+/// One file, directory or other node of a snapshot (restic's `ls --json` node).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct TreeEntry {
+    /// Base name.
+    pub name: String,
+    /// `file`, `dir`, `symlink`, `dev`, `chardev`, `fifo`, `socket`.
+    #[serde(rename = "type")]
+    pub entry_type: String,
+    /// Absolute path inside the snapshot.
+    pub path: String,
+    /// Bytes (files only).
+    #[serde(default)]
+    pub size: u64,
+    /// Modification time (RFC 3339, as restic prints it).
+    #[serde(default)]
+    pub mtime: String,
+    /// Owner.
+    #[serde(default)]
+    pub uid: u32,
+    /// Group.
+    #[serde(default)]
+    pub gid: u32,
+    /// Go's `os.FileMode` bits as restic stores them (type bits high, permissions low).
+    #[serde(default)]
+    pub mode: u32,
+    /// The mode as `ls -l` shows it (`drwxr-xr-x`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub permissions: String,
+}
+
+/// `snapshot.ls.result`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotLsResultMsg {
+    /// The question's id.
+    pub request_id: String,
+    /// The page of entries, in restic's (name) order.
+    #[serde(default)]
+    pub entries: Vec<TreeEntry>,
+    /// How many entries the directory has in all.
+    #[serde(default)]
+    pub total: u64,
+    /// Why there is no answer, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Why there is no answer, for machines: `snapshot_not_found`, `path_not_found`,
+    /// `not_a_directory`, `repo_locked`, `repo_missing`, `wrong_password`, `no_credentials`,
+    /// `restic_failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    /// More parts of this answer follow (a page too large for one frame).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub more: bool,
+}
+
+/// `snapshot.diff`: what changed from one snapshot to another.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotDiffMsg {
+    /// Matches the answer to the question.
+    pub request_id: String,
+    /// The older snapshot.
+    pub from: String,
+    /// The newer snapshot.
+    pub to: String,
+    /// Changes to report at most (the rest is counted and dropped).
+    pub max_changes: u64,
+}
+
+/// One changed path (`+` added, `-` removed, `M` content, `T` type, `U` metadata).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiffChange {
+    /// Path inside the snapshots.
+    pub path: String,
+    /// restic's modifier.
+    pub modifier: String,
+}
+
+/// `snapshot.diff.result`, in one or more parts (`more`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotDiffResultMsg {
+    /// The question's id.
+    pub request_id: String,
+    /// Changes (this part's).
+    #[serde(default)]
+    pub changes: Vec<DiffChange>,
+    /// restic's `statistics` (last part only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<Value>,
+    /// More changes existed than `max_changes` (last part only).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+    /// Why there is no answer, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Why there is no answer, for machines (as for `snapshot.ls.result`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    /// More parts of this answer follow.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub more: bool,
+}
 
 /// `hello.ok`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -561,10 +697,11 @@ mod tests {
                     arch: "x86_64".into(),
                     restic_version: "0.14.0".into(),
                     config_version: 2,
+                    uid: Some(1000),
                 }),
                 json!({"v":1,"id":"id-1","re":"id-0","type":"hello","payload":{
                     "agent_version":"0.1.0","hostname":"web-1","os":"linux","arch":"x86_64",
-                    "restic_version":"0.14.0","config_version":2}}),
+                    "restic_version":"0.14.0","config_version":2,"uid":1000}}),
             ),
             (
                 AgentMessage::Heartbeat(Heartbeat {}),
@@ -661,6 +798,47 @@ mod tests {
                     "schedule_id":"s","source_group_id":"g","kind":"backup",
                     "params":{"paths":["/srv"],"tags":["default"]},"fired_at":"t"}}),
             ),
+            (
+                AgentMessage::SnapshotLsResult(SnapshotLsResultMsg {
+                    request_id: "r".into(),
+                    entries: vec![TreeEntry {
+                        name: "shadow".into(),
+                        entry_type: "file".into(),
+                        path: "/etc/shadow".into(),
+                        size: 1024,
+                        mtime: "2026-11-28T10:00:00Z".into(),
+                        uid: 0,
+                        gid: 42,
+                        mode: 0o640,
+                        permissions: "-rw-r-----".into(),
+                    }],
+                    total: 120,
+                    error: None,
+                    error_code: None,
+                    more: false,
+                }),
+                json!({"v":1,"id":"id-1","re":"id-0","type":"snapshot.ls.result","payload":{
+                    "request_id":"r","entries":[{"name":"shadow","type":"file","path":"/etc/shadow",
+                    "size":1024,"mtime":"2026-11-28T10:00:00Z","uid":0,"gid":42,"mode":416,
+                    "permissions":"-rw-r-----"}],"total":120}}),
+            ),
+            (
+                AgentMessage::SnapshotDiffResult(SnapshotDiffResultMsg {
+                    request_id: "r".into(),
+                    changes: vec![DiffChange {
+                        path: "/srv/a".into(),
+                        modifier: "M".into(),
+                    }],
+                    stats: Some(json!({"changed_files": 1})),
+                    truncated: true,
+                    error: None,
+                    error_code: None,
+                    more: false,
+                }),
+                json!({"v":1,"id":"id-1","re":"id-0","type":"snapshot.diff.result","payload":{
+                    "request_id":"r","changes":[{"path":"/srv/a","modifier":"M"}],
+                    "stats":{"changed_files":1},"truncated":true}}),
+            ),
         ];
         assert_eq!(
             cases.len(),
@@ -720,6 +898,7 @@ mod tests {
                         post: None,
                     },
                     admin_repo: None,
+                    source_repo: None,
                 }),
                 json!({"v":1,"id":"id-1","re":"id-0","type":"job.run","payload":{"job_id":"j","kind":"backup",
                     "params":{"paths":["/srv"],"excludes":["*.tmp"],"tags":["daily"],"limit_upload_kbps":512},
@@ -743,10 +922,57 @@ mod tests {
                         username: None,
                         password: "pw".into(),
                     }),
+                    source_repo: None,
                 }),
                 json!({"v":1,"id":"id-1","re":"id-0","type":"job.run","payload":{"job_id":"j","kind":"forget",
                     "params":{"tags":["default"],"retention":{"keep_last":3}},
                     "admin_repo":{"url":"/srv/repo","password":"pw"}}}),
+            ),
+            (
+                ServerMessage::JobRun(JobRunMsg {
+                    job_id: "j".into(),
+                    kind: crate::jobs::JobKind::Restore,
+                    params: crate::jobs::JobParams {
+                        paths: vec!["/srv/www".into()],
+                        snapshot_id: Some("abcd1234".into()),
+                        target: Some("/".into()),
+                        overwrite: Some(crate::jobs::Overwrite::Always),
+                        source_host_id: Some("h2".into()),
+                        ..Default::default()
+                    },
+                    hooks: Hooks::default(),
+                    admin_repo: None,
+                    source_repo: Some(RepoCredentials {
+                        url: "/srv/repo-h2".into(),
+                        username: None,
+                        password: "pw2".into(),
+                    }),
+                }),
+                json!({"v":1,"id":"id-1","re":"id-0","type":"job.run","payload":{"job_id":"j","kind":"restore",
+                    "params":{"paths":["/srv/www"],"snapshot_id":"abcd1234","target":"/","overwrite":"always",
+                        "source_host_id":"h2"},
+                    "source_repo":{"url":"/srv/repo-h2","password":"pw2"}}}),
+            ),
+            (
+                ServerMessage::SnapshotLs(SnapshotLsMsg {
+                    request_id: "r".into(),
+                    snapshot_id: "abcd1234".into(),
+                    path: "/etc".into(),
+                    offset: 500,
+                    limit: 500,
+                }),
+                json!({"v":1,"id":"id-1","re":"id-0","type":"snapshot.ls","payload":{
+                    "request_id":"r","snapshot_id":"abcd1234","path":"/etc","offset":500,"limit":500}}),
+            ),
+            (
+                ServerMessage::SnapshotDiff(SnapshotDiffMsg {
+                    request_id: "r".into(),
+                    from: "abcd1234".into(),
+                    to: "ef567890".into(),
+                    max_changes: 20000,
+                }),
+                json!({"v":1,"id":"id-1","re":"id-0","type":"snapshot.diff","payload":{
+                    "request_id":"r","from":"abcd1234","to":"ef567890","max_changes":20000}}),
             ),
             (
                 ServerMessage::SchedulesUpdate(SchedulesUpdate {
@@ -797,13 +1023,55 @@ mod tests {
         ];
         assert_eq!(
             cases.len(),
-            ServerMessage::TYPES.len() + 1,
-            "every message is pinned (job.run twice)"
+            ServerMessage::TYPES.len() + 2,
+            "every message is pinned (job.run three times)"
         );
         for (m, want) in cases {
             assert_eq!(frame(&m, to), want);
             let env: Envelope = serde_json::from_value(want).unwrap();
             assert_eq!(ServerMessage::from_envelope(&env).unwrap(), m);
+        }
+    }
+
+    /// Agents from before `uid`, and results without the optional parts, still parse.
+    #[test]
+    fn restore_messages_tolerate_missing_optional_fields() {
+        let env = decode_envelope(
+            r#"{"v":1,"id":"x","type":"hello","payload":{"agent_version":"0.1.0","hostname":"h","os":"linux","arch":"x86_64"}}"#,
+        )
+        .unwrap();
+        match AgentMessage::from_envelope(&env).unwrap() {
+            AgentMessage::Hello(h) => assert_eq!(h.uid, None),
+            other => panic!("{other:?}"),
+        }
+        let env = decode_envelope(
+            r#"{"v":1,"id":"x","type":"snapshot.ls.result","payload":{"request_id":"r","error":"no such snapshot","error_code":"snapshot_not_found"}}"#,
+        )
+        .unwrap();
+        match AgentMessage::from_envelope(&env).unwrap() {
+            AgentMessage::SnapshotLsResult(r) => {
+                assert!(r.entries.is_empty() && !r.more && r.total == 0);
+                assert_eq!(r.error_code.as_deref(), Some("snapshot_not_found"));
+            }
+            other => panic!("{other:?}"),
+        }
+        // A node as restic 0.14 prints it (no size for directories, unknown keys).
+        let e: TreeEntry = serde_json::from_str(
+            r#"{"name":"a","type":"dir","path":"/a","uid":0,"gid":0,"mode":2147484141,"permissions":"drwxr-xr-x","mtime":"t","atime":"t","struct_type":"node"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (e.size, e.mode, e.entry_type.as_str()),
+            (0, 2147484141, "dir")
+        );
+        // A job.run without source_repo (every job but a cross-host restore).
+        let env = decode_envelope(
+            r#"{"v":1,"id":"x","type":"job.run","payload":{"job_id":"j","kind":"restore","params":{"snapshot_id":"ab"}}}"#,
+        )
+        .unwrap();
+        match ServerMessage::from_envelope(&env).unwrap() {
+            ServerMessage::JobRun(j) => assert!(j.source_repo.is_none()),
+            other => panic!("{other:?}"),
         }
     }
 

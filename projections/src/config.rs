@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS schedules (
     enabled         INTEGER NOT NULL,
     group_ids       TEXT NOT NULL,
     created_seq     INTEGER NOT NULL,
+    created_at      TEXT NOT NULL,
     last_job_id     TEXT,
     last_run_at     TEXT,
     last_run_status TEXT,
@@ -103,7 +104,7 @@ impl Projection for ConfigProjection {
         "config"
     }
     fn version(&self) -> u32 {
-        1
+        2
     }
     fn tables(&self) -> &'static [&'static str] {
         &[
@@ -146,10 +147,10 @@ impl Projection for ConfigProjection {
             Event::ScheduleSaved(x) => {
                 let s = &x.schedule;
                 conn.prepare_cached(
-                    "INSERT INTO schedules (host_id, id, cron, enabled, group_ids, created_seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                    "INSERT INTO schedules (host_id, id, cron, enabled, group_ids, created_seq, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                      ON CONFLICT (host_id, id) DO UPDATE SET cron = excluded.cron, enabled = excluded.enabled, group_ids = excluded.group_ids",
                 )?
-                .execute(params![x.host_id, s.id, s.cron, s.enabled, json(&s.source_group_ids), ev.seq])?;
+                .execute(params![x.host_id, s.id, s.cron, s.enabled, json(&s.source_group_ids), ev.seq, at])?;
                 set_version(conn, &x.host_id, x.schedule_version)?;
             }
             Event::ScheduleDeleted(x) => {
@@ -715,4 +716,105 @@ pub fn retention_of(
     group_id: &str,
 ) -> rusqlite::Result<Option<RetentionPolicy>> {
     Ok(group(conn, host_id, group_id)?.map(|g| g.group.retention_policy))
+}
+
+/// One host's schedules in short, for the dashboard and the host overview.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct ScheduleDigest {
+    /// Schedules in all, paused ones included.
+    pub count: u32,
+    /// Cron expressions of the enabled schedules (the caller works out the next fire).
+    pub enabled_crons: Vec<String>,
+    /// The most recent scheduled run, over all the host's schedules.
+    pub last_run_at: Option<String>,
+    /// How it went.
+    pub last_run_status: Option<String>,
+    /// Its job.
+    pub last_job_id: Option<String>,
+}
+
+/// Every host's schedule digest, keyed by host id, in one query (hosts without schedules
+/// are absent).
+pub fn schedule_digests(
+    conn: &Connection,
+) -> rusqlite::Result<std::collections::HashMap<String, ScheduleDigest>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT host_id, cron, enabled, last_run_at, last_run_status, last_job_id FROM schedules",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, bool>(2)?,
+            r.get::<_, Option<String>>(3)?,
+            r.get::<_, Option<String>>(4)?,
+            r.get::<_, Option<String>>(5)?,
+        ))
+    })?;
+    let mut out: std::collections::HashMap<String, ScheduleDigest> =
+        std::collections::HashMap::new();
+    for row in rows {
+        let (host, cron, enabled, at, status, job) = row?;
+        let d = out.entry(host).or_default();
+        d.count += 1;
+        if enabled {
+            d.enabled_crons.push(cron);
+        }
+        // Stored times share one fixed-width RFC 3339 form, so they order as text.
+        if at.is_some() && at > d.last_run_at {
+            d.last_run_at = at;
+            d.last_run_status = status;
+            d.last_job_id = job;
+        }
+    }
+    Ok(out)
+}
+
+/// One host's schedule digest (`None` without schedules).
+pub fn schedule_digest(
+    conn: &Connection,
+    host_id: &str,
+) -> rusqlite::Result<Option<ScheduleDigest>> {
+    let mut d = ScheduleDigest::default();
+    for s in schedules(conn, host_id)? {
+        d.count += 1;
+        if s.schedule.enabled {
+            d.enabled_crons.push(s.schedule.cron);
+        }
+        if s.last_run_at.is_some() && s.last_run_at > d.last_run_at {
+            d.last_run_at = s.last_run_at;
+            d.last_run_status = s.last_run_status;
+            d.last_job_id = s.last_job_id;
+        }
+    }
+    Ok((d.count > 0).then_some(d))
+}
+
+/// An enabled schedule with when it was created, for the alert evaluator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveSchedule {
+    /// Host.
+    pub host_id: String,
+    /// Schedule.
+    pub id: String,
+    /// Cron.
+    pub cron: String,
+    /// When it was created (RFC 3339).
+    pub created_at: String,
+}
+
+/// Every enabled schedule of every host.
+pub fn active_schedules(conn: &Connection) -> rusqlite::Result<Vec<ActiveSchedule>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT host_id, id, cron, created_at FROM schedules WHERE enabled = 1 ORDER BY host_id, created_seq",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(ActiveSchedule {
+            host_id: r.get(0)?,
+            id: r.get(1)?,
+            cron: r.get(2)?,
+            created_at: r.get(3)?,
+        })
+    })?;
+    rows.collect()
 }

@@ -41,7 +41,7 @@ impl Projection for HostsProjection {
         "hosts"
     }
     fn version(&self) -> u32 {
-        1
+        2
     }
     fn tables(&self) -> &'static [&'static str] {
         &["hosts"]
@@ -102,6 +102,17 @@ impl Projection for HostsProjection {
                     "UPDATE hosts SET snapshot_count = ?2, repo_size_bytes = coalesce(?3, repo_size_bytes) WHERE id = ?1",
                 )?
                 .execute(params![r.host_id, r.snapshots.len() as i64, r.repo_size_bytes.map(|s| s as i64)])?;
+            }
+            Event::AlertRaised(a) => {
+                conn.prepare_cached("UPDATE hosts SET open_alerts = open_alerts + 1 WHERE id = ?1")?
+                    .execute([&a.host_id])?;
+            }
+            // Decisions resolve only unresolved alerts, so each resolve undoes one raise.
+            Event::AlertResolved(a) => {
+                conn.prepare_cached(
+                    "UPDATE hosts SET open_alerts = max(open_alerts - 1, 0) WHERE id = ?1",
+                )?
+                .execute([&a.host_id])?;
             }
             Event::HostDeleted(d) => {
                 conn.prepare_cached(

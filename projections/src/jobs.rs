@@ -364,6 +364,28 @@ pub fn host_has_kind(conn: &Connection, host_id: &str, kind: &str) -> rusqlite::
         .query_row(params![host_id, kind], |r| r.get(0))
 }
 
+/// When the host's last successful backup finished.
+pub fn last_success(conn: &Connection, host_id: &str) -> rusqlite::Result<Option<String>> {
+    conn.prepare_cached(
+        "SELECT max(finished_at) FROM jobs WHERE host_id = ?1 AND kind = 'backup'
+           AND status IN ('succeeded', 'succeeded_with_warnings')",
+    )?
+    .query_row([host_id], |r| r.get(0))
+}
+
+/// When a schedule's last job was queued, if any since `since` (RFC 3339).
+pub fn schedule_ran_since(
+    conn: &Connection,
+    host_id: &str,
+    schedule_id: &str,
+    since: &str,
+) -> rusqlite::Result<bool> {
+    conn.prepare_cached(
+        "SELECT EXISTS(SELECT 1 FROM jobs WHERE host_id = ?1 AND schedule_id = ?2 AND queued_at >= ?3)",
+    )?
+    .query_row(params![host_id, schedule_id, since], |r| r.get(0))
+}
+
 /// One stored log line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StoredLine {

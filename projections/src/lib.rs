@@ -14,6 +14,7 @@
 use domain::{Event, RecordedEvent};
 use rusqlite::Connection;
 
+pub mod alerts;
 pub mod config;
 pub mod dump;
 pub mod hosts;
@@ -56,6 +57,7 @@ pub fn registry() -> &'static [&'static dyn Projection] {
         &jobs::JobsProjection,
         &jobs::SnapshotsProjection,
         &config::ConfigProjection,
+        &alerts::AlertsProjection,
     ]
 }
 

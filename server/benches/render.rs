@@ -1,6 +1,6 @@
 //! Server-side render time of the dashboard with 5,000 hosts in the read model: reading the
-//! hosts and the fleet summary from SQLite plus rendering the page (not paged: every host is
-//! one table row). Prints p50, p95 and p99 over repeated renders.
+//! hosts, the fleet summary and every host's schedules from SQLite, working out each host's
+//! next run, plus rendering the page (not paged: every host is one table row). Prints p50, p95 and p99 over repeated renders.
 //!
 //! Run: `cargo bench -p server --bench render` (`RM_BENCH_HOSTS`, default 5000).
 
@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use domain::hosts::{AgentFacts, HostCameOnline, HostEnrolled};
 use domain::jobs::{JobFinished, JobKind, JobStatus, Snapshot, SnapshotsReported};
+use domain::sources::{Schedule, ScheduleSaved, SourceGroup, SourceGroupSaved};
 use domain::{Actor, Event};
 use server::clock::{Clock, SystemClock};
 use server::store::{AppendRequest, EventLog, EventStore, StoreOptions};
@@ -89,6 +90,23 @@ fn main() {
                     restore_size_bytes: None,
                 }
                 .into(),
+                SourceGroupSaved {
+                    host_id: id.clone(),
+                    group: SourceGroup::default_for_enrolment(format!("g{i}"), vec!["/srv".into()]),
+                    schedule_version: 1,
+                }
+                .into(),
+                ScheduleSaved {
+                    host_id: id.clone(),
+                    schedule: Schedule {
+                        id: format!("s{i}"),
+                        cron: format!("{} 3 * * *", i % 60),
+                        enabled: true,
+                        source_group_ids: vec![format!("g{i}")],
+                    },
+                    schedule_version: 2,
+                }
+                .into(),
             ];
             store
                 .append(AppendRequest::new(
@@ -106,20 +124,24 @@ fn main() {
         csrf_token: Some("t".repeat(64)),
     };
     let render = || {
-        let (summary, hosts) = rt
+        let (summary, hosts, digests) = rt
             .block_on(store.read(|c| -> Result<_, server::store::StoreError> {
                 Ok((
                     projections::hosts::summary(c)?,
                     projections::hosts::list(c)?,
+                    projections::config::schedule_digests(c)?,
                 ))
             }))
             .unwrap();
         let head = store.head();
+        let now = SystemClock.now();
+        let schedules = server::http::sources_pages::schedule_cells(digests, now);
         let page = web::fleet::Dashboard {
             summary: &summary,
             hosts: &hosts,
-            now: SystemClock.now(),
+            now,
             head: (head.seq, head.hash),
+            schedules: &schedules,
         };
         web::fleet::dashboard(&viewer, &page).into_string()
     };

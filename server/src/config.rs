@@ -42,6 +42,11 @@ pub struct Config {
     /// Seconds between maintenance ticks (forget/prune/check cadences, pending runs);
     /// 0 turns the ticker off.
     pub maintenance_tick_secs: u64,
+    /// Seconds a schedule's fire may be late before it counts as missed, and slack on the
+    /// stale-backup alert.
+    pub alert_grace_secs: u64,
+    /// Seconds between the alert evaluator's clock checks (stale backups, missed runs).
+    pub alert_tick_secs: u64,
     /// Fault injection for tests: record durable agent messages but never acknowledge
     /// them, as if the server died between commit and ack. Never set in production.
     pub fault_drop_agent_acks: bool,
@@ -67,6 +72,8 @@ impl Config {
                 .and_then(|p| p.parent().map(|d| d.to_path_buf()))
                 .unwrap_or_else(|| PathBuf::from(".")),
             maintenance_tick_secs: 60,
+            alert_grace_secs: 300,
+            alert_tick_secs: 30,
             fault_drop_agent_acks: false,
         }
     }

@@ -191,6 +191,7 @@ pub async fn create_spec(
                             params: JobParams::default(),
                             hooks: Hooks::default(),
                             admin_repo: None,
+                            source_repo: None,
                         },
                     ));
                 }
@@ -251,6 +252,7 @@ pub async fn create_spec(
                     params,
                     hooks,
                     admin_repo,
+                    source_repo: None,
                 },
             ))
         })
@@ -334,6 +336,7 @@ pub async fn record_report(
                 {
                     tracing::warn!(job_id, error = %e, "could not settle the job's pending run");
                 }
+                crate::restore::job_ended(state, job_id, f.status).await;
             }
             _ => {}
         }
@@ -491,12 +494,14 @@ pub async fn redeliver(state: &AppState, host_id: &str) -> Result<(), AppError> 
                 } else {
                     None
                 };
+                let source_repo = crate::restore::source_repo(&vault, c, &job.id, kind)?;
                 out.push(JobRunMsg {
                     job_id: job.id,
                     kind,
                     params,
                     hooks,
                     admin_repo,
+                    source_repo,
                 });
             }
             Ok(out)
@@ -568,6 +573,7 @@ pub async fn mark_lost(state: &AppState, host_id: &str, reason: &str) -> Result<
         {
             tracing::warn!(job_id, error = %e, "could not settle the job's pending run");
         }
+        crate::restore::job_ended(state, &job_id, domain::jobs::JobStatus::Lost).await;
     }
     Ok(())
 }

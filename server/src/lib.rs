@@ -9,6 +9,7 @@
 //! - [`http`]: the router, the JSON API and the HTML pages.
 
 pub mod accounts;
+pub mod alerts;
 pub mod agents;
 pub mod auth;
 pub mod cli;
@@ -19,6 +20,8 @@ pub mod http;
 pub mod install;
 pub mod jobs;
 pub mod maintenance;
+pub mod notify;
+pub mod restore;
 pub mod sources;
 pub mod store;
 pub mod vault;
@@ -147,11 +150,19 @@ pub async fn run(
     let pin = tls.as_ref().map(|(_, p)| p.clone());
     let state = build_state_with_tls(config, Arc::new(SystemClock), pin).await?;
     tracing::info!(%addr, tls = tls.is_some(), data_dir = %state.config.data_dir.display(), "restic-manager listening");
+    if let Err(e) = restore::revoke_stale(&state).await {
+        tracing::error!(error = %e, "could not revoke the credentials of finished restores");
+    }
     let sweeper = tokio::spawn(agents::sweeper::run(state.clone()));
     let ticker = (state.config.maintenance_tick_secs > 0).then(|| {
         let every = std::time::Duration::from_secs(state.config.maintenance_tick_secs);
         tokio::spawn(maintenance::run(state.clone(), every))
     });
+    let evaluator = tokio::spawn(alerts::run(
+        state.clone(),
+        std::time::Duration::from_secs(state.config.alert_tick_secs.max(1)),
+    ));
+    let notifier = tokio::spawn(notify::run(state.clone()));
     let app = http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let stop = state.shutdown.clone();
     let served = match tls {
@@ -184,6 +195,9 @@ pub async fn run(
     if let Some(t) = ticker {
         let _ = t.await;
     }
+    let _ = evaluator.await;
+    // The notifier finishes the delivery in flight and records it before the store closes.
+    let _ = notifier.await;
     state.store.close().await;
     tracing::info!("stopped; every queued append is committed");
     served.map_err(ServerError::Io)

@@ -67,6 +67,12 @@ struct ServeArgs {
     /// Seconds between maintenance ticks (cadences and pending runs); 0 turns it off.
     #[arg(long, env = "RM_MAINTENANCE_TICK", default_value_t = 60)]
     maintenance_tick: u64,
+    /// Seconds a scheduled run may be late before a "missed run" alert.
+    #[arg(long, env = "RM_ALERT_GRACE", default_value_t = 300)]
+    alert_grace: u64,
+    /// Seconds between the alert evaluator's clock checks.
+    #[arg(long, env = "RM_ALERT_TICK", default_value_t = 30)]
+    alert_tick: u64,
     /// Fault injection for tests only: never acknowledge durable agent messages.
     #[arg(long, env = "RM_FAULT_DROP_ACKS", hide = true)]
     fault_drop_acks: bool,
@@ -183,6 +189,8 @@ fn serve(data_dir: PathBuf, args: ServeArgs) -> ExitCode {
     }
     config.fault_drop_agent_acks = args.fault_drop_acks;
     config.maintenance_tick_secs = args.maintenance_tick;
+    config.alert_grace_secs = args.alert_grace;
+    config.alert_tick_secs = args.alert_tick;
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

@@ -1,11 +1,15 @@
 //! The fleet pages: the dashboard and a host's page. They show read models only; the
 //! server hands in the current time so that "5 min ago" needs no clock here.
 
+use std::collections::HashMap;
+
 use domain::Timestamp;
 use maud::{html, Markup};
+use projections::config::{GroupView, HostSettings};
 use projections::hosts::{FleetSummary, Host};
 use projections::jobs::{Job, SnapshotView};
 
+use crate::host::{chrome, jobs_table, relative, short_time, HostChrome, HostTab};
 use crate::{layout, Viewer};
 
 /// Bytes in binary units: `0 B`, `12.3 KiB`, `1.5 GiB`.
@@ -38,11 +42,11 @@ pub fn ago(now: Timestamp, at: &str) -> String {
     }
 }
 
-fn status_dot(status: &str) -> Markup {
+pub(crate) fn status_dot(status: &str) -> Markup {
     html! { span.dot.(status) role="img" aria-label=(status) title=(status) {} }
 }
 
-fn outcome(status: &str) -> Markup {
+pub(crate) fn outcome(status: &str) -> Markup {
     let class = match status {
         "succeeded" => "good",
         "succeeded_with_warnings" => "warn",
@@ -62,6 +66,43 @@ pub struct Dashboard<'a> {
     pub now: Timestamp,
     /// Chain head (seq, hash), shown so it can be noted down outside the database.
     pub head: (i64, String),
+    /// Hosts' schedules in short, by host id (hosts without schedules are absent).
+    pub schedules: &'a HashMap<String, ScheduleCell>,
+}
+
+/// A host's schedules in short: when the next run is due and how the last went.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScheduleCell {
+    /// Schedules in all.
+    pub count: u32,
+    /// The next fire of any enabled schedule (`None`: all paused).
+    pub next_run_at: Option<String>,
+    /// The last scheduled run.
+    pub last_run_at: Option<String>,
+    /// How it went.
+    pub last_run_status: Option<String>,
+    /// Its job.
+    pub last_job_id: Option<String>,
+}
+
+/// "next in 3 h" over "last 5 h ago ✓"; "no schedule" when there is none.
+fn schedule_cell(now: Timestamp, c: Option<&ScheduleCell>) -> Markup {
+    html! {
+        @match c {
+            None => span.muted { "no schedule" },
+            Some(c) => {
+                @match &c.next_run_at {
+                    Some(n) => { "next " time datetime=(n) title=(short_time(n)) { (relative(now, n)) } }
+                    None => span.muted { "paused" },
+                }
+                @if let Some(at) = &c.last_run_at {
+                    br;
+                    span.small.muted { "last " (ago(now, at)) }
+                    " " (outcome(c.last_run_status.as_deref().unwrap_or("queued")))
+                }
+            }
+        }
+    }
 }
 
 /// `/`: fleet tiles and the host table. Each row links to its host; the link covers the row.
@@ -91,7 +132,7 @@ pub fn dashboard(viewer: &Viewer, d: &Dashboard<'_>) -> Markup {
             } @else {
                 table.hosts {
                     thead { tr {
-                        th scope="col" { "Host" } th scope="col" { "OS" } th scope="col" { "Last backup" }
+                        th scope="col" { "Host" } th scope="col" { "OS" } th scope="col" { "Last backup" } th scope="col" { "Schedule" }
                         th scope="col" { "Repository" } th scope="col" { "Snapshots" } th scope="col" { "Alerts" } th scope="col" { "Tags" }
                         th scope="col" { span.visually-hidden { "Actions" } }
                     } }
@@ -109,11 +150,12 @@ pub fn dashboard(viewer: &Viewer, d: &Dashboard<'_>) -> Markup {
                                         None => span.muted { "never" },
                                     }
                                 }
+                                td { (schedule_cell(d.now, d.schedules.get(&h.id))) }
                                 td { (bytes(h.repo_size_bytes)) }
                                 td { (h.snapshot_count) }
                                 td { (h.open_alerts) }
                                 td { @for t in &h.tags { span.tag { (t) } " " } }
-                                td.actions { a.button.small href={ "/hosts/" (h.id) "#run" } { "Run now…" } }
+                                td.actions { a.button.small href={ "/hosts/" (h.id) "/sources" } title="Run a source group now" { "Run now…" } }
                             }
                         }
                     }
@@ -128,6 +170,12 @@ pub fn dashboard(viewer: &Viewer, d: &Dashboard<'_>) -> Markup {
 pub struct HostPage<'a> {
     /// The host.
     pub host: &'a Host,
+    /// Its settings (schedule version for the header).
+    pub settings: Option<&'a HostSettings>,
+    /// Its source groups (Run-now buttons).
+    pub groups: &'a [GroupView],
+    /// Its schedules in short.
+    pub schedule: Option<&'a ScheduleCell>,
     /// Its snapshots, newest first.
     pub snapshots: &'a [SnapshotView],
     /// Its jobs, newest first.
@@ -138,61 +186,93 @@ pub struct HostPage<'a> {
     pub can_manage: bool,
     /// The session's CSRF token for the forms.
     pub csrf: &'a str,
-    /// Paths typed into Run-now (kept when it fails).
+    /// Paths typed into the custom backup (kept when it fails).
     pub run_paths: &'a str,
-    /// Why Run-now failed.
+    /// Why the custom backup failed.
     pub run_error: Option<&'a str>,
     /// Why deleting failed.
     pub delete_error: Option<&'a str>,
 }
 
-/// `/hosts/{id}`: header, vitals, snapshots and jobs.
+/// How many jobs the overview lists (the Jobs tab has more).
+const OVERVIEW_JOBS: usize = 10;
+
+/// `/hosts/{id}`: header, vitals, Run-now per source group, snapshots and recent jobs.
 pub fn host_page(viewer: &Viewer, p: &HostPage<'_>) -> Markup {
     let h = p.host;
+    let online = h.status == "online";
+    let c = HostChrome {
+        host: h,
+        settings: p.settings,
+        now: p.now,
+    };
     layout(
         &h.hostname,
         viewer,
         html! {
-            header.host-head {
-                h1 { (status_dot(&h.status)) " " code { (h.hostname) } }
-                p.muted {
-                    (h.status) " · " (h.os) "/" (h.arch) " · agent " (h.agent_version)
-                    " · restic " (if h.restic_version.is_empty() { "not found" } else { &h.restic_version })
-                    @if let Some(seen) = &h.last_seen_at { " · seen " (ago(p.now, seen)) }
-                }
-                @for t in &h.tags { span.tag { (t) } " " }
-            }
-            nav.tabs aria-label="Host sections" {
-                a href="#snapshots" { "Snapshots" }
-                a href="#jobs" { "Jobs" }
-                @if p.can_manage { a href="#run" { "Run now" } }
-            }
+            (chrome(&c, HostTab::Overview))
             section.tiles aria-label="Vitals" {
                 div.tile {
                     span.num { @match &h.last_backup { Some(b) => (ago(p.now, &b.at)), None => "never" } }
                     span.label { "last backup" @if let Some(b) = &h.last_backup { " " (outcome(&b.status)) } }
+                }
+                div.tile #next-run {
+                    span.num {
+                        @match p.schedule.and_then(|s| s.next_run_at.as_deref()) {
+                            Some(n) => time datetime=(n) title=(short_time(n)) { (relative(p.now, n)) },
+                            None => "—",
+                        }
+                    }
+                    span.label {
+                        @match p.schedule {
+                            None => { "next run · " a href={ "/hosts/" (h.id) "/schedules" } { "no schedule" } }
+                            Some(s) => {
+                                "next scheduled run"
+                                @if let (Some(at), Some(job)) = (&s.last_run_at, &s.last_job_id) {
+                                    " · last " a href={ "/jobs/" (job) } { (ago(p.now, at)) }
+                                    " " (outcome(s.last_run_status.as_deref().unwrap_or("queued")))
+                                }
+                            }
+                        }
+                    }
                 }
                 div.tile { span.num { (bytes(h.repo_size_bytes)) } span.label { "repository" } }
                 div.tile { span.num { (h.snapshot_count) } span.label { "snapshots" } }
                 div.tile { span.num { (h.open_alerts) } span.label { "open alerts" } }
             }
             @if p.can_manage {
-                section.card {
-                    h2 #run { "Back up now" }
-                    form method="post" action={ "/hosts/" (h.id) "/run" } {
-                        input type="hidden" name="csrf_token" value=(p.csrf);
-                        div.field.invalid[p.run_error.is_some()] {
-                            label for="f-paths" { "Paths to back up, one per line" }
-                            textarea id="f-paths" name="paths" rows="3" aria-invalid=[p.run_error.map(|_| "true")]
-                                aria-describedby=[p.run_error.map(|_| "f-paths-error")] { (p.run_paths) }
-                            @if let Some(e) = p.run_error { p.error id="f-paths-error" role="alert" { (e) } }
+                section.card #run {
+                    div.page-head {
+                        h2 { "Back up now" }
+                        a href={ "/hosts/" (h.id) "/sources" } { "Source groups →" }
+                    }
+                    @if !online { p.muted { "The host is " (h.status) ": its agent must be connected." } }
+                    div.row-buttons {
+                        @for g in p.groups {
+                            form.inline method="post" action={ "/hosts/" (h.id) "/sources/" (g.group.id) "/run" } {
+                                input type="hidden" name="csrf_token" value=(p.csrf);
+                                button.primary type="submit" disabled[!online] title=(crate::host::list_summary(&g.group.includes)) {
+                                    "Run " (g.group.name)
+                                }
+                            }
                         }
-                        div.field {
-                            label for="f-limit" { "Upload limit for this run, KiB/s (empty: none)" }
-                            input id="f-limit" name="limit_upload_kbps" type="number" min="1" inputmode="numeric";
+                    }
+                    details #custom-backup open[p.run_error.is_some() || !p.run_paths.is_empty()] {
+                        summary { "Custom backup: paths typed here" }
+                        form method="post" action={ "/hosts/" (h.id) "/run" } {
+                            input type="hidden" name="csrf_token" value=(p.csrf);
+                            div.field.invalid[p.run_error.is_some()] {
+                                label for="f-paths" { "Paths to back up, one per line" }
+                                textarea id="f-paths" name="paths" rows="3" aria-invalid=[p.run_error.map(|_| "true")]
+                                    aria-describedby=[p.run_error.map(|_| "f-paths-error")] { (p.run_paths) }
+                                @if let Some(e) = p.run_error { p.error id="f-paths-error" role="alert" { (e) } }
+                            }
+                            div.field {
+                                label for="f-limit" { "Upload limit for this run, KiB/s (empty: none)" }
+                                input id="f-limit" name="limit_upload_kbps" type="number" min="1" inputmode="numeric";
+                            }
+                            button.primary type="submit" disabled[!online] { "Run custom backup" }
                         }
-                        button.primary type="submit" disabled[h.status != "online"] { "Run now" }
-                        @if h.status != "online" { " " span.muted { "The host is " (h.status) ": its agent must be connected." } }
                     }
                 }
             }
@@ -212,26 +292,14 @@ pub fn host_page(viewer: &Viewer, p: &HostPage<'_>) -> Markup {
                 }
             }
             section.card {
-                h2 #jobs { "Jobs" }
+                div.page-head {
+                    h2 #jobs { "Recent jobs" }
+                    a href={ "/hosts/" (h.id) "/jobs" } { "All jobs →" }
+                }
                 @if p.jobs.is_empty() {
                     p.muted { "No jobs yet." }
                 } @else {
-                    table {
-                        thead { tr { th scope="col" { "Kind" } th scope="col" { "Status" } th scope="col" { "Queued" } th scope="col" { "Result" } } }
-                        tbody {
-                            @for j in p.jobs {
-                                tr.row-link {
-                                    td { a.row-anchor href={ "/jobs/" (j.id) } { (j.kind) } }
-                                    td { (outcome(&j.status)) }
-                                    td { (ago(p.now, &j.queued_at)) }
-                                    td {
-                                        @if let Some(e) = &j.error { span.error { (e) } }
-                                        @else if let Some(s) = &j.snapshot_id { "snapshot " code { (s) } }
-                                    }
-                                }
-                            }
-                        }
-                    }
+                    (jobs_table(&p.jobs[..p.jobs.len().min(OVERVIEW_JOBS)], p.groups, p.now))
                 }
             }
             @if p.can_manage {
@@ -547,6 +615,7 @@ mod tests {
                 hosts: &hosts,
                 now: "2026-11-28T12:00:00Z".parse().unwrap(),
                 head: (9, "ab".into()),
+                schedules: &HashMap::new(),
             },
         )
         .into_string();
@@ -575,6 +644,7 @@ mod tests {
                 hosts: &[],
                 now: "2026-11-28T12:00:00Z".parse().unwrap(),
                 head: (0, "00".into()),
+                schedules: &HashMap::new(),
             },
         )
         .into_string();

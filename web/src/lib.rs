@@ -7,6 +7,7 @@
 use maud::{html, Markup, DOCTYPE};
 
 pub mod fleet;
+pub mod host;
 pub mod pages;
 
 /// The one stylesheet, light and dark.

@@ -93,3 +93,39 @@ window.addEventListener("error", function (e) { window.__rmErrors.push(String(e.
   }
   poll();
 })();
+
+// Cron quick-pick chips: <button data-cron="0 3 * * *" aria-controls="INPUT-ID"> fills the input.
+(function () {
+  var chips = document.querySelectorAll("button[data-cron]");
+  function mark(input) {
+    for (var j = 0; j < chips.length; j++) {
+      chips[j].setAttribute("aria-pressed", chips[j].dataset.cron === input.value.trim() ? "true" : "false");
+    }
+  }
+  for (var i = 0; i < chips.length; i++) {
+    chips[i].addEventListener("click", function (ev) {
+      var b = ev.currentTarget;
+      var input = document.getElementById(b.getAttribute("aria-controls"));
+      if (!input) return;
+      input.value = b.dataset.cron;
+      mark(input);
+      var words = document.getElementById(input.id + "-words");
+      if (words) words.textContent = "Runs " + b.dataset.words + ".";
+      input.focus();
+    });
+  }
+  if (chips.length) {
+    var input = document.getElementById(chips[0].getAttribute("aria-controls"));
+    if (input) input.addEventListener("input", function () {
+      mark(input);
+      var words = document.getElementById(input.id + "-words");
+      if (words) words.textContent = "";
+    });
+  }
+})();
+
+// Forms that ask first: <form data-confirm="Delete …?">.
+document.addEventListener("submit", function (ev) {
+  var f = ev.target;
+  if (f && f.dataset && f.dataset.confirm && !window.confirm(f.dataset.confirm)) ev.preventDefault();
+});

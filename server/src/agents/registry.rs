@@ -33,6 +33,8 @@ struct Entry {
 pub struct Registry {
     entries: Mutex<HashMap<String, Entry>>,
     next_id: AtomicU64,
+    /// Questions to agents waiting for their answers, and the agents' user ids.
+    pub calls: crate::restore::AgentCalls,
 }
 
 /// Per-socket outgoing queue size. A full queue means the agent is not reading; frames to it

@@ -239,6 +239,7 @@ async fn session(state: AppState, host_id: String, mut socket: WebSocket) {
     };
     let (tx, mut rx) = mpsc::channel::<Outgoing>(QUEUE);
     let conn_id = state.agents.connect(&host_id, tx);
+    crate::restore::hello(&state, &host_id, hello.uid);
     tracing::info!(host_id, "agent connected");
 
     let heartbeat_secs = (state.config.offline_after_secs / 3).clamp(1, protocol::HEARTBEAT_SECS);
@@ -385,6 +386,14 @@ async fn handle_frame(state: &AppState, host_id: &str, text: &str) -> Option<Str
             if let Err(e) = crate::jobs::log(state, host_id, m).await {
                 tracing::warn!(host_id, error = %e, "log lines not recorded");
             }
+            None
+        }
+        AgentMessage::SnapshotLsResult(m) => {
+            crate::restore::ls_answer(state, host_id, m);
+            None
+        }
+        AgentMessage::SnapshotDiffResult(m) => {
+            crate::restore::diff_answer(state, host_id, m);
             None
         }
         AgentMessage::Hello(_) => Some(error_frame(

@@ -111,6 +111,8 @@ impl AppError {
                 DomainError::UnknownSchedule => (S::NOT_FOUND, "not_found", msg, None),
                 DomainError::GroupInUse(_) => (S::CONFLICT, "group_in_use", msg, None),
                 DomainError::LastSourceGroup => (S::CONFLICT, "last_source_group", msg, None),
+                DomainError::UnknownAlert => (S::NOT_FOUND, "not_found", msg, None),
+                DomainError::UnknownChannel => (S::NOT_FOUND, "not_found", msg, None),
                 DomainError::UndecodableEvent { .. } => internal(),
             },
             AppError::Store(s) => match s {

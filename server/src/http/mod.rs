@@ -1,5 +1,6 @@
 //! HTTP: the router, shared state, and the handlers.
 
+pub mod alerts_api;
 pub mod api;
 pub mod csrf;
 pub mod error;
@@ -8,7 +9,9 @@ pub mod extract;
 pub mod hosts_api;
 pub mod jobs_api;
 pub mod pages;
+pub mod restore_api;
 pub mod sources_api;
+pub mod sources_pages;
 
 use std::sync::Arc;
 
@@ -68,6 +71,11 @@ impl Shutdown {
         self.0.send_replace(true);
     }
 
+    /// Whether the shutdown has started.
+    pub fn is_triggered(&self) -> bool {
+        *self.0.borrow()
+    }
+
     /// Resolves once the shutdown has started.
     pub async fn wait(&self) {
         let mut rx = self.0.subscribe();
@@ -112,6 +120,10 @@ pub fn router(state: AppState) -> Router {
             get(jobs_api::list).post(jobs_api::create),
         )
         .route("/hosts/{id}/snapshots", get(jobs_api::snapshots))
+        .route("/hosts/{id}/snapshots/diff", get(restore_api::diff))
+        .route("/hosts/{id}/snapshots/{sid}/tree", get(restore_api::tree))
+        .route("/hosts/{id}/restores", post(restore_api::create))
+        .route("/hosts/{id}/restore-info", get(restore_api::info))
         .route(
             "/hosts/{id}/source-groups",
             get(sources_api::list_groups).post(sources_api::create_group),
@@ -153,6 +165,22 @@ pub fn router(state: AppState) -> Router {
             get(sources_api::get_bandwidth).put(sources_api::put_bandwidth),
         )
         .route("/hosts/{id}/repo", get(sources_api::repo))
+        .route("/alerts", get(alerts_api::list))
+        .route("/alerts/{id}", get(alerts_api::get))
+        .route("/alerts/{id}/ack", post(alerts_api::ack))
+        .route("/alerts/{id}/resolve", post(alerts_api::resolve))
+        .route(
+            "/notification-channels",
+            get(alerts_api::list_channels).post(alerts_api::create_channel),
+        )
+        .route(
+            "/notification-channels/{id}",
+            get(alerts_api::get_channel)
+                .put(alerts_api::update_channel)
+                .delete(alerts_api::delete_channel),
+        )
+        .route("/notification-channels/{id}/test", post(alerts_api::test_channel))
+        .route("/notifications", get(alerts_api::notifications))
         .route("/hosts/{id}/repo/{op}", post(sources_api::repo_op))
         .route("/hosts/{id}/pending-runs", get(sources_api::pending_runs))
         .route(
@@ -181,6 +209,73 @@ pub fn router(state: AppState) -> Router {
         .route("/hosts/{id}", get(pages::host_page))
         .route("/hosts/{id}/run", post(pages::run_form))
         .route("/hosts/{id}/delete", post(pages::delete_form))
+        .route("/hosts/{id}/sources", get(sources_pages::sources_page))
+        .route(
+            "/hosts/{id}/sources/new",
+            get(sources_pages::new_group_page).post(sources_pages::create_group_form),
+        )
+        .route(
+            "/hosts/{id}/sources/{gid}",
+            get(sources_pages::group_page).post(sources_pages::update_group_form),
+        )
+        .route(
+            "/hosts/{id}/sources/{gid}/run",
+            post(sources_pages::run_group_form),
+        )
+        .route(
+            "/hosts/{id}/sources/{gid}/delete",
+            post(sources_pages::delete_group_form),
+        )
+        .route(
+            "/hosts/{id}/sources/{gid}/hooks",
+            post(sources_pages::group_hooks_form),
+        )
+        .route("/hosts/{id}/hooks", post(sources_pages::host_hooks_form))
+        .route("/hosts/{id}/schedules", get(sources_pages::schedules_page))
+        .route(
+            "/hosts/{id}/schedules/new",
+            get(sources_pages::new_schedule_page).post(sources_pages::create_schedule_form),
+        )
+        .route(
+            "/hosts/{id}/schedules/{sid}",
+            get(sources_pages::schedule_page).post(sources_pages::update_schedule_form),
+        )
+        .route(
+            "/hosts/{id}/schedules/{sid}/run",
+            post(sources_pages::run_schedule_form),
+        )
+        .route(
+            "/hosts/{id}/schedules/{sid}/toggle",
+            post(sources_pages::toggle_schedule_form),
+        )
+        .route(
+            "/hosts/{id}/schedules/{sid}/delete",
+            post(sources_pages::delete_schedule_form),
+        )
+        .route("/hosts/{id}/repo", get(sources_pages::repo_page))
+        .route(
+            "/hosts/{id}/repo/connection",
+            post(sources_pages::connection_form),
+        )
+        .route(
+            "/hosts/{id}/repo/bandwidth",
+            post(sources_pages::bandwidth_form),
+        )
+        .route(
+            "/hosts/{id}/repo/maintenance",
+            post(sources_pages::maintenance_form),
+        )
+        .route("/hosts/{id}/repo/run", post(sources_pages::run_op_form))
+        .route("/hosts/{id}/repo/init", post(sources_pages::init_form))
+        .route(
+            "/hosts/{id}/repo/admin-credentials",
+            post(sources_pages::admin_credentials_form),
+        )
+        .route(
+            "/hosts/{id}/repo/admin-credentials/delete",
+            post(sources_pages::delete_admin_credentials_form),
+        )
+        .route("/hosts/{id}/jobs", get(sources_pages::jobs_page))
         .route("/jobs/{id}", get(pages::job_page))
         .route("/static/app.js", get(pages::app_script))
         .route(

@@ -20,7 +20,7 @@ use super::AppState;
 use crate::accounts;
 use crate::auth::{self, FORM_CSRF_COOKIE};
 
-fn html(status: StatusCode, m: Markup) -> Response {
+pub(crate) fn html(status: StatusCode, m: Markup) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
@@ -112,7 +112,7 @@ fn cannot_add_hosts(v: &Viewer) -> Response {
     )
 }
 
-fn can_manage(me: &CurrentUser) -> bool {
+pub(crate) fn can_manage(me: &CurrentUser) -> bool {
     matches!(me.user.role.as_str(), "admin" | "operator")
 }
 
@@ -297,20 +297,24 @@ pub async fn home(
         return Ok(Redirect::to("/login").into_response());
     };
     let head = crate::store::EventLog::head(&state.store);
-    let (summary, hosts) = state
+    let (summary, hosts, digests) = state
         .store
         .read(|c| -> Result<_, AppError> {
             Ok((
                 projections::hosts::summary(c)?,
                 projections::hosts::list(c)?,
+                projections::config::schedule_digests(c)?,
             ))
         })
         .await?;
+    let now = state.clock.now();
+    let schedules = super::sources_pages::schedule_cells(digests, now);
     let page = web::fleet::Dashboard {
         summary: &summary,
         hosts: &hosts,
-        now: state.clock.now(),
+        now,
         head: (head.seq, head.hash),
+        schedules: &schedules,
     };
     Ok(html(
         StatusCode::OK,
@@ -341,11 +345,14 @@ async fn render_host(
                 return Ok(None);
             };
             let snapshots = projections::jobs::snapshots(c, &id)?;
-            let jobs = projections::jobs::list_for_host(c, &id, 50)?;
-            Ok(Some((host, snapshots, jobs)))
+            let jobs = projections::jobs::list_for_host(c, &id, 10)?;
+            let settings = projections::config::settings(c, &id)?;
+            let groups = projections::config::groups(c, &id)?;
+            let digest = projections::config::schedule_digest(c, &id)?;
+            Ok(Some((host, snapshots, jobs, settings, groups, digest)))
         })
         .await?;
-    let Some((host, snapshots, jobs)) = found else {
+    let Some((host, snapshots, jobs, settings, groups, digest)) = found else {
         return Ok(html(
             StatusCode::NOT_FOUND,
             web::error_page(
@@ -357,11 +364,16 @@ async fn render_host(
         ));
     };
     let csrf = state.csrf.token_for(&me.token);
+    let now = state.clock.now();
+    let schedule = super::sources_pages::host_schedule_cell(digest, now);
     let page = web::fleet::HostPage {
         host: &host,
+        settings: settings.as_ref(),
+        groups: &groups,
+        schedule: schedule.as_ref(),
         snapshots: &snapshots,
         jobs: &jobs,
-        now: state.clock.now(),
+        now,
         can_manage: can_manage(me),
         csrf: &csrf,
         run_paths: &fb.run_paths,

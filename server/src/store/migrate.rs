@@ -10,6 +10,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../../migrations/0001_event_log.sql")),
     M::up(include_str!("../../../migrations/0002_agents.sql")),
     M::up(include_str!("../../../migrations/0003_sources.sql")),
+    M::up(include_str!("../../../migrations/0004_consumers.sql")),
 ];
 
 /// Brings the schema up to date.

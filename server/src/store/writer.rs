@@ -1,5 +1,6 @@
 //! The single writer: group commit with one savepoint per unit of work.
 
+use std::collections::HashMap;
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 
@@ -72,18 +73,133 @@ where
     }
 }
 
+/// Stream versions as the writer knows them. The writer is the only one that appends, so
+/// it can keep them in memory: the expected-version check needs no query once a stream has
+/// been seen, and `streams` is written once per stream per group, just before `COMMIT`,
+/// instead of once per append.
+#[derive(Default)]
+pub(crate) struct StreamVersions {
+    /// Versions as of the last commit (a bounded cache of the `streams` table).
+    committed: HashMap<String, i64>,
+    /// Versions assigned by the open group, not yet written to `streams`.
+    pending: HashMap<String, i64>,
+    /// How to undo the running unit's changes to `pending`: each stream with its value
+    /// before the unit touched it.
+    undo: Vec<(String, Option<i64>)>,
+}
+
+/// Most stream versions kept in memory; beyond that the cache starts over (a stream not in
+/// memory costs one primary-key lookup).
+const MAX_CACHED_STREAMS: usize = 100_000;
+
+impl StreamVersions {
+    /// The stream's current version inside the open group (`0` when it does not exist).
+    fn get(&mut self, conn: &Connection, stream: &str) -> Result<i64, StoreError> {
+        if let Some(v) = self.pending.get(stream) {
+            return Ok(*v);
+        }
+        if let Some(v) = self.committed.get(stream) {
+            return Ok(*v);
+        }
+        // `streams` is only written right before COMMIT, so inside the group it still holds
+        // the committed versions.
+        let v: Option<i64> = conn
+            .prepare_cached("SELECT version FROM streams WHERE stream = ?1")?
+            .query_row([stream], |r| r.get(0))
+            .optional()?;
+        if let Some(v) = v {
+            self.remember(stream.to_string(), v);
+        }
+        Ok(v.unwrap_or(0))
+    }
+
+    fn set(&mut self, stream: &str, version: i64) {
+        match self.pending.get_mut(stream) {
+            Some(v) => {
+                self.undo.push((stream.to_string(), Some(*v)));
+                *v = version;
+            }
+            None => {
+                self.pending.insert(stream.to_string(), version);
+                self.undo.push((stream.to_string(), None));
+            }
+        }
+    }
+
+    /// The unit succeeded: its versions stay in the group.
+    fn keep_unit(&mut self) {
+        self.undo.clear();
+    }
+
+    /// The unit was rolled back: so are its versions.
+    fn undo_unit(&mut self) {
+        while let Some((stream, before)) = self.undo.pop() {
+            match before {
+                Some(v) => {
+                    self.pending.insert(stream, v);
+                }
+                None => {
+                    self.pending.remove(&stream);
+                }
+            }
+        }
+    }
+
+    /// Writes the group's versions to `streams`, inside the group's transaction.
+    fn flush(&self, conn: &Connection) -> Result<(), StoreError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let mut stmt = conn.prepare_cached(
+            "INSERT INTO streams (stream, type, version) VALUES (?1, ?2, ?3)
+             ON CONFLICT(stream) DO UPDATE SET version = excluded.version",
+        )?;
+        for (stream, version) in &self.pending {
+            let stream_type = stream.split('-').next().unwrap_or("");
+            stmt.execute(params![stream, stream_type, version])?;
+        }
+        Ok(())
+    }
+
+    /// The group committed: its versions are now the committed ones.
+    fn committed(&mut self) {
+        self.undo.clear();
+        let pending = std::mem::take(&mut self.pending);
+        for (stream, version) in pending {
+            self.remember(stream, version);
+        }
+    }
+
+    /// The group was rolled back: forget its versions.
+    fn discard(&mut self) {
+        self.undo.clear();
+        self.pending.clear();
+    }
+
+    fn remember(&mut self, stream: String, version: i64) {
+        if self.committed.len() >= MAX_CACHED_STREAMS && !self.committed.contains_key(&stream) {
+            self.committed.clear();
+        }
+        self.committed.insert(stream, version);
+    }
+}
+
 /// What a unit of work can do: read and write the database inside the writer's transaction
 /// and append events. Everything it does commits or rolls back together.
 pub struct Uow<'a> {
     conn: &'a Connection,
     head: &'a mut Head,
     appended: &'a mut Vec<RecordedEvent>,
+    streams: &'a mut StreamVersions,
     now: Timestamp,
+    /// `now` as stored in `occurred_at`.
+    now_text: &'a str,
 }
 
 impl Uow<'_> {
     /// The transaction's connection, for durable tables that are not events (sessions,
-    /// vault) and for reading state a decision needs.
+    /// vault) and for reading state a decision needs. (The `streams` table is written when
+    /// the group commits, so do not read stream versions from it here.)
     pub fn conn(&self) -> &Connection {
         self.conn
     }
@@ -96,42 +212,42 @@ impl Uow<'_> {
     /// Appends events to one stream, applying projections inline.
     pub fn append(&mut self, req: AppendRequest) -> Result<AppendResult, StoreError> {
         let conn = self.conn;
-        if let Some(cmd) = &req.command_id {
+        let AppendRequest {
+            stream,
+            expected,
+            events,
+            actor,
+            command_id,
+            correlation_id,
+            causation_id,
+            event_ids,
+        } = req;
+        if let Some(cmd) = &command_id {
             if let Some(r) = by_command_id(conn, cmd)? {
                 return Ok(r);
             }
         }
-        let ids: Vec<String> = match &req.event_ids {
-            Some(ids) if ids.len() == req.events.len() => ids.clone(),
-            _ => req
-                .events
-                .iter()
-                .map(|_| uuid::Uuid::now_v7().to_string())
-                .collect(),
-        };
-        if req.event_ids.is_some() {
-            if let Some(r) = by_event_ids(conn, &ids)? {
+        // Caller-chosen ids (when there is one per event) make the append idempotent too.
+        let given_ids = event_ids.filter(|ids| ids.len() == events.len());
+        if let Some(ids) = &given_ids {
+            if let Some(r) = by_event_ids(conn, ids)? {
                 return Ok(r);
             }
         }
-        let actual: i64 = conn
-            .prepare_cached("SELECT version FROM streams WHERE stream = ?1")?
-            .query_row([&req.stream], |r| r.get(0))
-            .optional()?
-            .unwrap_or(0);
-        let ok = match req.expected {
+        let actual = self.streams.get(conn, &stream)?;
+        let ok = match expected {
             ExpectedVersion::Any => true,
             ExpectedVersion::NoStream => actual == 0,
             ExpectedVersion::Exact(v) => actual == v,
         };
         if !ok {
             return Err(StoreError::Conflict {
-                stream: req.stream,
-                expected: req.expected,
+                stream,
+                expected,
                 actual,
             });
         }
-        if req.events.is_empty() {
+        if events.is_empty() {
             return Ok(AppendResult {
                 first_seq: self.head.seq,
                 last_seq: self.head.seq,
@@ -139,25 +255,30 @@ impl Uow<'_> {
                 duplicate: false,
             });
         }
-        let actor = req.actor.to_string();
-        let occurred_at = self.now.to_string();
+        let mut ids = given_ids.map(Vec::into_iter);
+        let actor = actor.to_string();
         let first_seq = self.head.seq + 1;
         let mut version = actual;
-        for (event, event_id) in req.events.iter().zip(ids) {
+        self.appended.reserve(events.len());
+        for event in &events {
             version += 1;
+            let event_id = match ids.as_mut().and_then(Iterator::next) {
+                Some(id) => id,
+                None => uuid::Uuid::now_v7().to_string(),
+            };
             let mut rec = RecordedEvent {
                 seq: self.head.seq + 1,
                 event_id,
-                stream: req.stream.clone(),
+                stream: stream.clone(),
                 stream_version: version,
                 event_type: event.event_type().to_string(),
                 schema_version: event.schema_version(),
                 data: event.data_json(),
                 actor: actor.clone(),
-                occurred_at: occurred_at.clone(),
-                correlation_id: req.correlation_id.clone(),
-                causation_id: req.causation_id.clone(),
-                command_id: req.command_id.clone(),
+                occurred_at: self.now_text.to_string(),
+                correlation_id: correlation_id.clone(),
+                causation_id: causation_id.clone(),
+                command_id: command_id.clone(),
                 prev_hash: self.head.hash.clone(),
                 hash: String::new(),
             };
@@ -172,15 +293,10 @@ impl Uow<'_> {
             })?;
             projections::apply_decoded(conn, projections::registry(), &rec, event)?;
             self.head.seq = rec.seq;
-            self.head.hash = rec.hash.clone();
+            self.head.hash.clone_from(&rec.hash);
             self.appended.push(rec);
         }
-        let stream_type = req.stream.split('-').next().unwrap_or("").to_string();
-        conn.prepare_cached(
-            "INSERT INTO streams (stream, type, version) VALUES (?1, ?2, ?3)
-             ON CONFLICT(stream) DO UPDATE SET version = excluded.version",
-        )?
-        .execute(params![req.stream, stream_type, version])?;
+        self.streams.set(&stream, version);
         Ok(AppendResult {
             first_seq,
             last_seq: self.head.seq,
@@ -249,133 +365,174 @@ pub fn spawn(
 ) -> Result<std::thread::JoinHandle<()>, StoreError> {
     std::thread::Builder::new()
         .name("event-writer".into())
-        .spawn(move || writer_loop(conn, rx, clock, opts, committed, published))
+        .spawn(move || {
+            let head = match chain::read_head(&conn) {
+                Ok(h) => h,
+                Err(e) => {
+                    tracing::error!(error = %e, "event writer could not read the chain head");
+                    return;
+                }
+            };
+            let mut w = Writer {
+                conn,
+                rx,
+                clock,
+                max_batch: opts.max_batch.max(1),
+                committed,
+                published,
+                head,
+                streams: StreamVersions::default(),
+            };
+            w.run();
+        })
         .map_err(StoreError::Io)
 }
 
-fn writer_loop(
+/// The writer thread's state.
+struct Writer {
     conn: Connection,
     rx: Receiver<Msg>,
     clock: Arc<dyn Clock>,
-    opts: StoreOptions,
+    max_batch: usize,
     committed: broadcast::Sender<Arc<Vec<RecordedEvent>>>,
     published: Arc<Mutex<Head>>,
-) {
-    let mut head = match chain::read_head(&conn) {
-        Ok(h) => h,
-        Err(e) => {
-            tracing::error!(error = %e, "event writer could not read the chain head");
-            return;
+    /// The chain head including the open group's appends.
+    head: Head,
+    streams: StreamVersions,
+}
+
+impl Writer {
+    fn run(&mut self) {
+        // Checkpoints run on their own connection and thread (see `mod.rs`), off the commit
+        // path.
+        if let Err(e) = self.conn.pragma_update(None, "wal_autocheckpoint", 0) {
+            tracing::warn!(error = %e, "could not turn off automatic checkpoints on the writer");
         }
-    };
-    // Checkpoints run on their own connection and thread (see `mod.rs`), off the commit path.
-    if let Err(e) = conn.pragma_update(None, "wal_autocheckpoint", 0) {
-        tracing::warn!(error = %e, "could not turn off automatic checkpoints on the writer");
+        loop {
+            let first = match self.rx.recv() {
+                Ok(Msg::Job(j)) => j,
+                Ok(Msg::Close) | Err(_) => break,
+            };
+            if self.commit_group(first) {
+                break;
+            }
+        }
+        // Anything still queued after Close (or from senders racing it) gets a clear error.
+        while let Ok(msg) = self.rx.try_recv() {
+            if let Msg::Job(j) = msg {
+                j.finish(Err(&StoreError::Closed));
+            }
+        }
+        checkpoint(&self.conn);
     }
-    let mut closing = false;
-    while !closing {
-        let Ok(first) = rx.recv() else { break };
+
+    /// Runs `first` and whatever else is queued, or gets queued while the group runs, in one
+    /// transaction, commits it and acknowledges every unit. A lone unit is never delayed:
+    /// the group ends as soon as the queue is empty. Returns whether `Close` was received.
+    fn commit_group(&mut self, first: Box<dyn Job>) -> bool {
         let mut jobs: Vec<Box<dyn Job>> = Vec::new();
-        let mut next = Some(first);
-        while let Some(msg) = next.take() {
-            match msg {
-                Msg::Job(j) => jobs.push(j),
-                Msg::Close => {
-                    closing = true;
-                    break;
+        let mut appended: Vec<RecordedEvent> = Vec::new();
+        let mut closing = false;
+        let result = self.run_group(first, &mut jobs, &mut appended, &mut closing);
+        match &result {
+            Ok(()) => {
+                self.streams.committed();
+                if let Ok(mut p) = self.published.lock() {
+                    p.clone_from(&self.head);
+                }
+                if !appended.is_empty() {
+                    let _ = self.committed.send(Arc::new(appended));
                 }
             }
-            if jobs.len() < opts.max_batch {
-                next = rx.try_recv().ok();
+            Err(e) => {
+                tracing::error!(error = %e, "group commit failed; rolling back");
+                let _ = self.conn.execute_batch("ROLLBACK");
+                self.streams.discard();
+                if let Ok(h) = chain::read_head(&self.conn) {
+                    self.head = h;
+                }
             }
         }
-        if !jobs.is_empty() {
-            commit_group(&conn, &mut head, &clock, jobs, &committed, &published);
+        for job in jobs {
+            job.finish(result.as_ref().map(|_| ()));
         }
+        closing
     }
-    // Anything still queued after Close (or from senders racing it) gets a clear error.
-    while let Ok(Msg::Job(j)) = rx.try_recv() {
-        j.finish(Err(&StoreError::Closed));
+
+    fn run_group(
+        &mut self,
+        first: Box<dyn Job>,
+        jobs: &mut Vec<Box<dyn Job>>,
+        appended: &mut Vec<RecordedEvent>,
+        closing: &mut bool,
+    ) -> Result<(), StoreError> {
+        let conn = &self.conn;
+        conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+        let now = self.clock.now();
+        let now_text = now.to_string();
+        // Whether the transaction holds the work of an earlier unit. The first unit of a
+        // transaction needs no savepoint: if it fails, the whole transaction is rolled back
+        // and begun again.
+        let mut holds_work = false;
+        let mut next = Some(first);
+        while let Some(mut job) = next.take() {
+            if holds_work {
+                conn.prepare_cached("SAVEPOINT unit")?.execute([])?;
+            }
+            let saved_seq = self.head.seq;
+            let saved_hash = self.head.hash.clone();
+            let saved_len = appended.len();
+            let ok = {
+                let mut uow = Uow {
+                    conn,
+                    head: &mut self.head,
+                    appended,
+                    streams: &mut self.streams,
+                    now,
+                    now_text: &now_text,
+                };
+                job.run(&mut uow)
+            };
+            jobs.push(job);
+            if ok {
+                if holds_work {
+                    conn.prepare_cached("RELEASE unit")?.execute([])?;
+                }
+                self.streams.keep_unit();
+                holds_work = true;
+            } else {
+                if holds_work {
+                    conn.prepare_cached("ROLLBACK TO unit")?.execute([])?;
+                    conn.prepare_cached("RELEASE unit")?.execute([])?;
+                } else {
+                    conn.prepare_cached("ROLLBACK")?.execute([])?;
+                    conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+                }
+                self.streams.undo_unit();
+                self.head.seq = saved_seq;
+                self.head.hash = saved_hash;
+                appended.truncate(saved_len);
+            }
+            // Units that arrived while this one ran join the group.
+            if jobs.len() < self.max_batch && !*closing {
+                match self.rx.try_recv() {
+                    Ok(Msg::Job(j)) => next = Some(j),
+                    Ok(Msg::Close) => *closing = true,
+                    Err(_) => {}
+                }
+            }
+        }
+        self.streams.flush(conn)?;
+        // Inline projections are always at the head of the log, so their `last_seq` is not
+        // rewritten on every commit (a page per commit); rebuilds and imports record it.
+        conn.prepare_cached("COMMIT")?.execute([])?;
+        Ok(())
     }
-    checkpoint(&conn);
 }
 
 /// A passive WAL checkpoint (never blocks writers or readers).
 pub fn checkpoint(conn: &Connection) {
     if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
         tracing::warn!(error = %e, "WAL checkpoint failed");
-    }
-}
-
-fn commit_group(
-    conn: &Connection,
-    head: &mut Head,
-    clock: &Arc<dyn Clock>,
-    mut jobs: Vec<Box<dyn Job>>,
-    committed: &broadcast::Sender<Arc<Vec<RecordedEvent>>>,
-    published: &Arc<Mutex<Head>>,
-) {
-    let mut appended: Vec<RecordedEvent> = Vec::new();
-    // A group of one needs no savepoint: if it fails, the whole transaction is rolled back.
-    let single = jobs.len() == 1;
-    let result: Result<(), StoreError> = (|| {
-        conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
-        let now = clock.now();
-        for job in jobs.iter_mut() {
-            if !single {
-                conn.prepare_cached("SAVEPOINT unit")?.execute([])?;
-            }
-            let saved_head = head.clone();
-            let saved_len = appended.len();
-            let ok = {
-                let mut uow = Uow {
-                    conn,
-                    head,
-                    appended: &mut appended,
-                    now,
-                };
-                job.run(&mut uow)
-            };
-            if ok {
-                if !single {
-                    conn.prepare_cached("RELEASE unit")?.execute([])?;
-                }
-            } else {
-                if single {
-                    conn.prepare_cached("ROLLBACK")?.execute([])?;
-                    *head = saved_head;
-                    appended.clear();
-                    return Ok(());
-                }
-                conn.prepare_cached("ROLLBACK TO unit")?.execute([])?;
-                conn.prepare_cached("RELEASE unit")?.execute([])?;
-                *head = saved_head;
-                appended.truncate(saved_len);
-            }
-        }
-        // Inline projections are always at the head of the log, so their `last_seq` is not
-        // rewritten on every commit (a page per commit); rebuilds and imports record it.
-        conn.prepare_cached("COMMIT")?.execute([])?;
-        Ok(())
-    })();
-    match &result {
-        Ok(()) => {
-            if let Ok(mut p) = published.lock() {
-                *p = head.clone();
-            }
-            if !appended.is_empty() {
-                let _ = committed.send(Arc::new(appended));
-            }
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "group commit failed; rolling back");
-            let _ = conn.execute_batch("ROLLBACK");
-            if let Ok(h) = chain::read_head(conn) {
-                *head = h;
-            }
-        }
-    }
-    for job in jobs {
-        job.finish(result.as_ref().map(|_| ()));
     }
 }

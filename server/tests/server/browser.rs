@@ -1,7 +1,8 @@
 //! The product in a real browser: headless Debian Chromium driven through chromedriver.
 //! First-run setup → add a host → the real agent enrols with the token the page shows → the
 //! page sees it connect → Run now → the live job page → the snapshot on the host page →
-//! the audit log. A screenshot of each page lands in `target/screenshots/`.
+//! the audit log. A second walk goes through a host's Sources, Schedules and Repository tabs.
+//! A screenshot of each page lands in `target/screenshots/`.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -193,9 +194,16 @@ async fn first_run_to_first_snapshot_in_a_real_browser() {
             .collect();
         std::fs::write(src.path().join(format!("f{i}")), data).unwrap();
     }
+    // The ad-hoc paths form is the overview's "custom backup", folded by default.
+    c.find(Locator::Css("#custom-backup summary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     fill(&c, "#f-paths", &src.path().display().to_string()).await;
     fill(&c, "#f-limit", "256").await;
-    c.find(Locator::Css("form[action$='/run'] button"))
+    c.find(Locator::Css("#custom-backup form button"))
         .await
         .unwrap()
         .click()
@@ -275,6 +283,183 @@ async fn first_run_to_first_snapshot_in_a_real_browser() {
         assert!(body.contains(t), "{t} missing from the audit page");
     }
     shot(&c, "09-audit").await;
+    c.close().await.unwrap();
+    agent.kill();
+    app.stop().await;
+}
+
+async fn click(c: &Client, css: &str) {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css}: {e}"))
+        .click()
+        .await
+        .unwrap();
+}
+
+async fn current_path(c: &Client) -> String {
+    c.current_url().await.unwrap().path().to_string()
+}
+
+#[tokio::test]
+async fn sources_schedules_and_repo_tabs_in_a_real_browser() {
+    let app = TestApp::spawn().await;
+    app.bootstrap().await;
+    let (mut agent, host_id) = Agent::enrolled(&app, "browser-tabs").await;
+    agent.start();
+    app.wait_status(&host_id, "online", 20).await;
+    crate::helpers::wait_until(60, "the init job", || async {
+        let (_, v) = app.get_json(&format!("/api/hosts/{host_id}/jobs")).await;
+        v["jobs"].as_array().is_some_and(|a| {
+            a.iter()
+                .any(|j| j["kind"] == "init" && j["status"] == "succeeded")
+        })
+    })
+    .await;
+    let (c, _driver) = browser().await;
+    let base = app.base();
+
+    // Log in through the form.
+    c.goto(&format!("{base}/login")).await.unwrap();
+    wait_for(&c, "form[action='/login']", 10).await;
+    fill(&c, "#f-username", ADMIN).await;
+    fill(&c, "#f-password", ADMIN_PASSWORD).await;
+    click(&c, "form[action='/login'] button").await;
+    wait_for(&c, "table.hosts", 10).await;
+
+    // The host's Sources tab, from the overview's tab bar.
+    c.goto(&format!("{base}/hosts/{host_id}")).await.unwrap();
+    wait_for(&c, "nav.tabs a[aria-current=page]", 10).await;
+    click(&c, "nav.tabs a[href$='/sources']").await;
+    wait_for(&c, "table.groups tr.row-link", 10).await;
+    assert_eq!(current_path(&c).await, format!("/hosts/{host_id}/sources"));
+    let header = c
+        .find(Locator::Css(".version"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(header.contains("schedule v"), "{header}");
+    shot(&c, "10-sources").await;
+
+    // A new group: a bad name first, the message beside it and the paths kept.
+    let src = tempfile::tempdir().unwrap();
+    for i in 0..4 {
+        std::fs::write(src.path().join(format!("f{i}")), vec![i as u8; 64 * 1024]).unwrap();
+    }
+    let path = src.path().display().to_string();
+    click(&c, "a[href$='/sources/new']").await;
+    wait_for(&c, "#f-name", 10).await;
+    fill(&c, "#f-name", "bad name!").await;
+    fill(&c, "#f-includes", &path).await;
+    fill(&c, "#f-keep_last", "5").await;
+    click(&c, "form.group-form button[type=submit]").await;
+    let err = wait_for(&c, "#f-name-error", 10)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(err.contains("snapshot tag"), "{err}");
+    let kept = c
+        .find(Locator::Css("#f-includes"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    assert_eq!(kept.trim(), path);
+    shot(&c, "11-group-invalid-name").await;
+    fill(&c, "#f-name", "browser-data").await;
+    click(&c, "form.group-form button[type=submit]").await;
+    wait_for(&c, "tr.row-link[data-group='browser-data']", 10).await;
+    assert!(c
+        .find(Locator::Css(".notice"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+        .contains("created"));
+    shot(&c, "12-sources-with-group").await;
+
+    // Schedules tab → a new schedule from a quick-pick chip, with the group's check card.
+    click(&c, "nav.tabs a[href$='/schedules']").await;
+    wait_for(&c, "a[href$='/schedules/new']", 10).await;
+    click(&c, "a[href$='/schedules/new']").await;
+    wait_for(&c, "#f-cron", 10).await;
+    click(&c, "button.chip[data-cron='0 3 * * *']").await;
+    let cron = c
+        .find(Locator::Css("#f-cron"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    assert_eq!(cron, "0 3 * * *");
+    let pressed = c
+        .find(Locator::Css("button.chip[aria-pressed=true]"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(pressed.contains("03:00"), "{pressed}");
+    c.find(Locator::XPath(
+        "//label[contains(@class,'check-card')][.//strong[text()='browser-data']]",
+    ))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    shot(&c, "13-schedule-form").await;
+    click(&c, "form.schedule-form button[type=submit]").await;
+    let table = wait_for(&c, "table.schedules", 10)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(table.contains("every day at 03:00 UTC"), "{table}");
+    assert!(table.contains("browser-data"), "{table}");
+    shot(&c, "14-schedules").await;
+
+    // The Repository tab renders its panel and forms.
+    click(&c, "nav.tabs a[href$='/repo']").await;
+    wait_for(&c, "#repo-panel", 10).await;
+    wait_for(&c, "form[action$='/repo/maintenance']", 10).await;
+    wait_for(&c, "#f-init-confirm", 10).await;
+    shot(&c, "15-repo").await;
+
+    // Run-now on the group → its job page → succeeded.
+    click(&c, "nav.tabs a[href$='/sources']").await;
+    wait_for(&c, "tr.row-link[data-group='browser-data']", 10).await;
+    click(
+        &c,
+        "tr.row-link[data-group='browser-data'] form.run button[type=submit]",
+    )
+    .await;
+    wait_for(&c, "#job-log", 10).await;
+    assert!(current_path(&c).await.starts_with("/jobs/"));
+    wait_for(&c, "#job-status .badge.good", 90).await;
+    shot(&c, "16-group-job-finished").await;
+    let job_id = current_path(&c)
+        .await
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let (_, job) = app.get_json(&format!("/api/jobs/{job_id}")).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert!(job["snapshot_id"].is_string(), "{job}");
+
+    // The overview's vitals show the schedule.
+    c.goto(&format!("{base}/hosts/{host_id}")).await.unwrap();
+    let next = wait_for(&c, "#next-run", 10).await.text().await.unwrap();
+    assert!(next.contains("in "), "{next}");
+    shot(&c, "17-overview-with-schedule").await;
     c.close().await.unwrap();
     agent.kill();
     app.stop().await;

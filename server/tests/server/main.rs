@@ -3,6 +3,7 @@
 mod helpers;
 
 mod agents;
+mod alerts;
 mod audit;
 mod auth;
 mod backups;
@@ -11,6 +12,7 @@ mod browser;
 mod cli;
 mod install;
 mod pages;
+mod restore;
 mod schedules;
 mod secrets;
 mod store;

@@ -419,3 +419,703 @@ async fn the_audit_page_filters_pages_and_expands_events() {
     assert_eq!(doc.select(&rows).count(), 1);
     app.stop().await;
 }
+
+/// Text of the first element matching a selector.
+fn text_of(html: &str, css: &str) -> Option<String> {
+    let doc = scraper::Html::parse_document(html);
+    let sel = scraper::Selector::parse(css).unwrap();
+    doc.select(&sel).next().map(|e| e.text().collect())
+}
+
+/// An attribute of the first element matching a selector.
+fn attr_of(html: &str, css: &str, attr: &str) -> Option<String> {
+    let doc = scraper::Html::parse_document(html);
+    let sel = scraper::Selector::parse(css).unwrap();
+    doc.select(&sel)
+        .next()
+        .and_then(|e| e.value().attr(attr).map(str::to_string))
+}
+
+/// POSTs a form (with the given CSRF token, if any); answers (status, Location, body).
+async fn post_form(
+    c: &reqwest::Client,
+    url: String,
+    csrf: Option<&str>,
+    fields: &[(&str, &str)],
+) -> (u16, String, String) {
+    let mut body: Vec<(&str, &str)> = fields.to_vec();
+    if let Some(t) = csrf {
+        body.push(("csrf_token", t));
+    }
+    let r = c.post(url).form(&body).send().await.unwrap();
+    let status = r.status().as_u16();
+    let location = r
+        .headers()
+        .get("location")
+        .map(|l| l.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    (status, location, r.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn host_sub_pages_render_and_their_forms_keep_typed_input() {
+    use crate::helpers::Agent;
+    let app = TestApp::spawn().await;
+    app.bootstrap().await;
+    let (mut agent, host_id) = Agent::enrolled(&app, "tabs-1").await;
+    agent.start();
+    app.wait_status(&host_id, "online", 20).await;
+    let c = &app.client;
+    let get = |path: String| {
+        let url = app.url(&path);
+        async move {
+            let r = c.get(url).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let h = format!("/hosts/{host_id}");
+    let (_, v) = app.get_json(&format!("/api{h}/source-groups")).await;
+    let default_gid = v["source_groups"][0]["id"].as_str().unwrap().to_string();
+
+    // Every tab renders for an admin, shares the header and marks itself current.
+    for (path, current) in [
+        (h.clone(), "Overview"),
+        (format!("{h}/sources"), "Sources"),
+        (format!("{h}/sources/new"), "Sources"),
+        (format!("{h}/sources/{default_gid}"), "Sources"),
+        (format!("{h}/schedules"), "Schedules"),
+        (format!("{h}/schedules/new"), "Schedules"),
+        (format!("{h}/repo"), "Repository"),
+        (format!("{h}/jobs"), "Jobs"),
+    ] {
+        let (s, page) = get(path.clone()).await;
+        assert_eq!(s, 200, "{path}: {page}");
+        assert_eq!(
+            text_of(&page, "nav.tabs a[aria-current=page]").as_deref(),
+            Some(current),
+            "{path}"
+        );
+        let version = text_of(&page, ".version").unwrap_or_default();
+        assert!(version.contains("schedule v"), "{path}: {version}");
+    }
+    let (_, missing) = get(format!("{h}/sources/no-such-group")).await;
+    assert!(missing.contains("no such source group"));
+    assert_eq!(get(format!("{h}/sources/no-such-group")).await.0, 404);
+    assert_eq!(get("/hosts/nope/schedules".into()).await.0, 404);
+
+    // The Sources list: a row per group linking to its editor, Run-now and Delete beside.
+    let (_, sources) = get(format!("{h}/sources")).await;
+    assert_eq!(
+        attr_of(&sources, "tr.row-link a.row-anchor", "href").unwrap(),
+        format!("{h}/sources/{default_gid}")
+    );
+    assert!(sources.contains("daily 7 · weekly 4 · monthly 6"));
+    assert!(sources.contains(&format!("action=\"{h}/sources/{default_gid}/run\"")));
+    assert!(
+        sources.contains("hooks run as the agent's service user")
+            || sources.contains("Hooks run as the agent's service user"),
+        "admins see the host-wide hooks with the warning"
+    );
+    let csrf = hidden_csrf(&sources);
+
+    // Without the CSRF token every form is refused and nothing changes.
+    for path in [
+        format!("{h}/sources/new"),
+        format!("{h}/sources/{default_gid}"),
+        format!("{h}/sources/{default_gid}/run"),
+        format!("{h}/sources/{default_gid}/delete"),
+        format!("{h}/sources/{default_gid}/hooks"),
+        format!("{h}/hooks"),
+        format!("{h}/schedules/new"),
+        format!("{h}/repo/connection"),
+        format!("{h}/repo/bandwidth"),
+        format!("{h}/repo/maintenance"),
+        format!("{h}/repo/run"),
+        format!("{h}/repo/init"),
+        format!("{h}/repo/admin-credentials"),
+    ] {
+        let (s, _, _) = post_form(
+            c,
+            app.url(&path),
+            None,
+            &[("name", "nocsrf"), ("includes", "/x"), ("op", "check")],
+        )
+        .await;
+        assert_eq!(s, 403, "{path}");
+        let (s, _, _) = post_form(c, app.url(&path), Some("forged"), &[("name", "nocsrf")]).await;
+        assert_eq!(s, 403, "{path}");
+    }
+    let (_, v) = app.get_json(&format!("/api{h}/source-groups")).await;
+    assert_eq!(v["source_groups"].as_array().unwrap().len(), 1);
+
+    // A new group: a bad name comes back beside the field, everything typed kept.
+    let new = app.url(&format!("{h}/sources/new"));
+    let (s, _, page) = post_form(
+        c,
+        new.clone(),
+        Some(&csrf),
+        &[
+            ("name", "bad name!"),
+            ("includes", "/srv/data\n/var/www"),
+            ("excludes", "*.tmp"),
+            ("keep_daily", "9"),
+            ("keep_within", "30d"),
+            ("retry_max", "2"),
+            ("retry_backoff_seconds", "60"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(text_of(&page, "#f-name-error")
+        .unwrap()
+        .contains("snapshot tag"));
+    assert_eq!(
+        attr_of(&page, "#f-name", "value").as_deref(),
+        Some("bad name!")
+    );
+    assert_eq!(
+        text_of(&page, "#f-includes").as_deref(),
+        Some("/srv/data\n/var/www")
+    );
+    assert_eq!(
+        attr_of(&page, "#f-keep_daily", "value").as_deref(),
+        Some("9")
+    );
+    assert_eq!(
+        attr_of(&page, "#f-keep_within", "value").as_deref(),
+        Some("30d")
+    );
+    // Not a number; a number the domain refuses; a bad duration.
+    let (s, _, page) = post_form(
+        c,
+        new.clone(),
+        Some(&csrf),
+        &[
+            ("name", "data"),
+            ("includes", "/srv"),
+            ("keep_weekly", "lots"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(text_of(&page, "#f-keep_weekly-error").is_some());
+    assert_eq!(
+        attr_of(&page, "#f-keep_weekly", "value").as_deref(),
+        Some("lots")
+    );
+    let (s, _, page) = post_form(
+        c,
+        new.clone(),
+        Some(&csrf),
+        &[("name", "data"), ("includes", "/srv"), ("keep_daily", "0")],
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(text_of(&page, "#f-keep_daily-error")
+        .unwrap()
+        .contains("between 1 and 100000"));
+    let (s, _, page) = post_form(
+        c,
+        new.clone(),
+        Some(&csrf),
+        &[
+            ("name", "data"),
+            ("includes", "/srv"),
+            ("keep_within", "forever"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(text_of(&page, "#f-keep_within-error").is_some());
+    let (s, _, page) = post_form(c, new.clone(), Some(&csrf), &[("name", "data")]).await;
+    assert_eq!(s, 400);
+    assert!(text_of(&page, "#f-includes-error").is_some());
+    let (s, _, page) = post_form(
+        c,
+        new.clone(),
+        Some(&csrf),
+        &[("name", "default"), ("includes", "/srv")],
+    )
+    .await;
+    assert_eq!(s, 400, "names are unique per host");
+    assert!(text_of(&page, "#f-name-error").unwrap().contains("already"));
+    let (s, loc, _) = post_form(
+        c,
+        new.clone(),
+        Some(&csrf),
+        &[
+            ("name", "data"),
+            ("includes", "/srv/data\n\n/var/www\n"),
+            ("keep_daily", "9"),
+            ("keep_within", "30d"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 303);
+    assert_eq!(loc, format!("{h}/sources?done=group-created"));
+    let (_, v) = app.get_json(&format!("/api{h}/source-groups")).await;
+    let data = v["source_groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "data")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        data["includes"],
+        serde_json::json!(["/srv/data", "/var/www"])
+    );
+    assert_eq!(data["retention_policy"]["keep_daily"], 9);
+    let data_gid = data["id"].as_str().unwrap().to_string();
+    let (_, page) = get(format!("{h}/sources?done=group-created")).await;
+    assert!(text_of(&page, ".notice").unwrap().contains("created"));
+
+    // Editing keeps the id; errors come back on the edit page.
+    let edit = app.url(&format!("{h}/sources/{data_gid}"));
+    let (s, _, page) = post_form(
+        c,
+        edit.clone(),
+        Some(&csrf),
+        &[("name", "data"), ("includes", "/srv"), ("retry_max", "500")],
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(text_of(&page, "#f-retry_max-error").is_some());
+    assert_eq!(
+        attr_of(&page, "#f-retry_max", "value").as_deref(),
+        Some("500")
+    );
+    let (s, loc, _) = post_form(
+        c,
+        edit.clone(),
+        Some(&csrf),
+        &[("name", "data"), ("includes", "/srv"), ("retry_max", "5")],
+    )
+    .await;
+    assert_eq!(
+        (s, loc.as_str()),
+        (303, format!("{h}/sources?done=group-saved").as_str())
+    );
+
+    // Group hooks (admins): saved, shown again with the warning.
+    let (s, loc, _) = post_form(
+        c,
+        app.url(&format!("{h}/sources/{data_gid}/hooks")),
+        Some(&csrf),
+        &[("pre_hook", "echo before"), ("post_hook", "")],
+    )
+    .await;
+    assert_eq!(s, 303);
+    assert!(loc.contains("done=hooks"), "{loc}");
+    let (_, page) = get(format!("{h}/sources/{data_gid}")).await;
+    assert_eq!(
+        text_of(&page, "#f-pre_hook").as_deref(),
+        Some("echo before")
+    );
+    assert!(page.contains("/bin/sh -c"));
+    let (s, _, page) = post_form(
+        c,
+        app.url(&format!("{h}/hooks")),
+        Some(&csrf),
+        &[("pre_hook", "a\0b"), ("post_hook", "")],
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(text_of(&page, "#f-pre_hook-error").is_some());
+
+    // Schedules: a bad expression and no group, each beside its field, typed input kept.
+    let snew = app.url(&format!("{h}/schedules/new"));
+    let (s, _, page) = post_form(
+        c,
+        snew.clone(),
+        Some(&csrf),
+        &[
+            ("cron", "61 * * * *"),
+            ("source_group_ids", &data_gid),
+            ("enabled", "on"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(text_of(&page, "#f-cron-error").is_some());
+    assert_eq!(
+        attr_of(&page, "#f-cron", "value").as_deref(),
+        Some("61 * * * *")
+    );
+    assert!(attr_of(&page, &format!("#f-group-{data_gid}"), "checked").is_some());
+    assert!(attr_of(&page, &format!("#f-group-{default_gid}"), "checked").is_none());
+    let (s, _, page) = post_form(c, snew.clone(), Some(&csrf), &[("cron", "0 3 * * *")]).await;
+    assert_eq!(s, 400);
+    assert!(text_of(&page, "#f-groups-error")
+        .unwrap()
+        .contains("at least one"));
+    assert!(
+        page.contains("every day at 03:00 UTC"),
+        "the chips name their times"
+    );
+    let (s, _, page) = post_form(
+        c,
+        snew.clone(),
+        Some(&csrf),
+        &[("cron", "0 3 * * *"), ("source_group_ids", "not-a-group")],
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(text_of(&page, "#f-groups-error").is_some());
+    let (s, loc, _) = post_form(
+        c,
+        snew.clone(),
+        Some(&csrf),
+        &[
+            ("cron", "0 3 * * *"),
+            ("source_group_ids", &data_gid),
+            ("enabled", "on"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (s, loc.as_str()),
+        (303, format!("{h}/schedules?done=schedule-created").as_str())
+    );
+    let (_, v) = app.get_json(&format!("/api{h}/schedules")).await;
+    let sid = v["schedules"][0]["id"].as_str().unwrap().to_string();
+    let (_, list) = get(format!("{h}/schedules")).await;
+    assert_eq!(
+        attr_of(&list, "tr.row-link a.row-anchor", "href").unwrap(),
+        format!("{h}/schedules/{sid}")
+    );
+    assert!(list.contains("every day at 03:00 UTC"));
+    assert!(text_of(&list, "table.schedules").unwrap().contains("data"));
+    assert!(
+        text_of(&list, "table.schedules").unwrap().contains(" in "),
+        "next run"
+    );
+    let (_, edit_page) = get(format!("{h}/schedules/{sid}")).await;
+    assert_eq!(
+        attr_of(&edit_page, "#f-cron", "value").as_deref(),
+        Some("0 3 * * *")
+    );
+    // Pause through the row, and the dashboard and overview show the schedule.
+    let (s, _, _) = post_form(
+        c,
+        app.url(&format!("{h}/schedules/{sid}/toggle")),
+        Some(&csrf),
+        &[],
+    )
+    .await;
+    assert_eq!(s, 303);
+    let (_, list) = get(format!("{h}/schedules")).await;
+    assert!(text_of(&list, "table.schedules .badge")
+        .unwrap()
+        .contains("paused"));
+    let (s, _, _) = post_form(
+        c,
+        app.url(&format!("{h}/schedules/{sid}/toggle")),
+        Some(&csrf),
+        &[],
+    )
+    .await;
+    assert_eq!(s, 303);
+    let (_, dash) = get("/".into()).await;
+    assert!(
+        text_of(&dash, "table.hosts").unwrap().contains("next in"),
+        "the dashboard shows the next run"
+    );
+    let (_, overview) = get(h.clone()).await;
+    assert!(text_of(&overview, "#next-run").unwrap().contains("in "));
+
+    // Deleting a group a schedule uses is refused, naming the schedule.
+    let (s, _, page) = post_form(
+        c,
+        app.url(&format!("{h}/sources/{data_gid}/delete")),
+        Some(&csrf),
+        &[],
+    )
+    .await;
+    assert_eq!(s, 409);
+    let refusal = text_of(&page, "#delete-refusal").unwrap();
+    assert!(refusal.contains("used by 1 schedule"), "{refusal}");
+    assert!(page.contains(&format!("href=\"{h}/schedules/{sid}\"")));
+    let (s, _, _) = post_form(
+        c,
+        app.url(&format!("{h}/schedules/{sid}/delete")),
+        Some(&csrf),
+        &[],
+    )
+    .await;
+    assert_eq!(s, 303);
+    let (s, _, _) = post_form(
+        c,
+        app.url(&format!("{h}/sources/{data_gid}/delete")),
+        Some(&csrf),
+        &[],
+    )
+    .await;
+    assert_eq!(s, 303);
+    let (s, _, page) = post_form(
+        c,
+        app.url(&format!("{h}/sources/{default_gid}/delete")),
+        Some(&csrf),
+        &[],
+    )
+    .await;
+    assert_eq!(s, 409);
+    assert!(text_of(&page, "#delete-refusal")
+        .unwrap()
+        .contains("last group"));
+
+    // The repository page's forms, each independent.
+    let (_, repo) = get(format!("{h}/repo")).await;
+    assert_eq!(
+        attr_of(&repo, "#f-repo_url", "value"),
+        Some(app.repo_url("tabs-1"))
+    );
+    assert!(!repo.contains("Repo-Password-For-Tests"));
+    assert!(repo.contains("off, hourly, daily, weekly, monthly"));
+    let (s, _, page) = post_form(
+        c,
+        app.url(&format!("{h}/repo/bandwidth")),
+        Some(&csrf),
+        &[("up_kbps", "fast"), ("down_kbps", "")],
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(text_of(&page, "#f-up_kbps-error").is_some());
+    assert_eq!(
+        attr_of(&page, "#f-up_kbps", "value").as_deref(),
+        Some("fast")
+    );
+    let (s, _, page) = post_form(
+        c,
+        app.url(&format!("{h}/repo/bandwidth")),
+        Some(&csrf),
+        &[("up_kbps", "0"), ("down_kbps", "")],
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(text_of(&page, "#f-up_kbps-error")
+        .unwrap()
+        .contains("between 1"));
+    let (s, loc, _) = post_form(
+        c,
+        app.url(&format!("{h}/repo/bandwidth")),
+        Some(&csrf),
+        &[("up_kbps", "512"), ("down_kbps", "")],
+    )
+    .await;
+    assert_eq!(s, 303);
+    assert!(loc.contains("saved=bandwidth"));
+    let (_, bw) = app.get_json(&format!("/api{h}/bandwidth")).await;
+    assert_eq!(bw["up_kbps"], 512);
+    assert!(bw["down_kbps"].is_null());
+    let (_, page) = get(format!("{h}/repo?saved=bandwidth")).await;
+    assert_eq!(
+        attr_of(&page, "#f-up_kbps", "value").as_deref(),
+        Some("512")
+    );
+    assert!(page.contains("Saved."));
+
+    let (s, _, page) = post_form(
+        c,
+        app.url(&format!("{h}/repo/maintenance")),
+        Some(&csrf),
+        &[
+            ("forget_cadence", "fortnightly"),
+            ("prune_cadence", "weekly"),
+            ("check_cadence", "3d"),
+            ("check_subset_pct", "10"),
+            ("enabled", "on"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(text_of(&page, "#f-forget_cadence-error").is_some());
+    assert_eq!(
+        attr_of(&page, "#f-forget_cadence", "value").as_deref(),
+        Some("fortnightly")
+    );
+    assert_eq!(
+        attr_of(&page, "#f-check_cadence", "value").as_deref(),
+        Some("3d")
+    );
+    let (s, _, page) = post_form(
+        c,
+        app.url(&format!("{h}/repo/maintenance")),
+        Some(&csrf),
+        &[
+            ("forget_cadence", "daily"),
+            ("prune_cadence", "weekly"),
+            ("check_cadence", "3d"),
+            ("check_subset_pct", "300"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(text_of(&page, "#f-check_subset_pct-error").is_some());
+    let (s, _, _) = post_form(
+        c,
+        app.url(&format!("{h}/repo/maintenance")),
+        Some(&csrf),
+        &[
+            ("forget_cadence", "daily"),
+            ("prune_cadence", "off"),
+            ("check_cadence", "3d"),
+            ("check_subset_pct", "10"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 303);
+    let (_, m) = app.get_json(&format!("/api{h}/repo-maintenance")).await;
+    assert_eq!(m["check_cadence"], "3d");
+    assert_eq!(
+        m["enabled"], false,
+        "the unchecked box turns maintenance off"
+    );
+
+    let (s, _, page) = post_form(
+        c,
+        app.url(&format!("{h}/repo/connection")),
+        Some(&csrf),
+        &[
+            ("repo_url", ""),
+            ("repo_username", "someone"),
+            ("repo_password", ""),
+        ],
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(text_of(&page, "#f-repo_url-error").is_some());
+    assert_eq!(
+        attr_of(&page, "#f-repo_username", "value").as_deref(),
+        Some("someone")
+    );
+    let (s, _, page) = post_form(
+        c,
+        app.url(&format!("{h}/repo/admin-credentials")),
+        Some(&csrf),
+        &[("repo_url", &app.repo_url("tabs-1")), ("repo_password", "")],
+    )
+    .await;
+    assert_eq!(s, 400, "a new full-access credential needs a password");
+    assert!(text_of(&page, "#f-admin-repo_password-error").is_some());
+    let (s, _, page) = post_form(
+        c,
+        app.url(&format!("{h}/repo/init")),
+        Some(&csrf),
+        &[("confirm", "tabs-2")],
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(text_of(&page, "#f-init-confirm-error")
+        .unwrap()
+        .contains("tabs-1"));
+    let (s, _, page) = post_form(
+        c,
+        app.url(&format!("{h}/repo/run")),
+        Some(&csrf),
+        &[("op", "explode")],
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(page.contains("Pick forget, prune, check or unlock"));
+    let (s, loc, _) = post_form(
+        c,
+        app.url(&format!("{h}/repo/run")),
+        Some(&csrf),
+        &[("op", "check")],
+    )
+    .await;
+    assert_eq!(s, 303);
+    assert!(loc.starts_with("/jobs/"), "{loc}");
+
+    // Run-now of a group (pointed at a small directory first): a bad limit beside the row,
+    // then the job's page.
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("a"), b"a").unwrap();
+    let (s, _, _) = post_form(
+        c,
+        app.url(&format!("{h}/sources/{default_gid}")),
+        Some(&csrf),
+        &[
+            ("name", "default"),
+            ("includes", &src.path().display().to_string()),
+            ("keep_daily", "7"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 303);
+    let run = app.url(&format!("{h}/sources/{default_gid}/run"));
+    let (s, _, page) = post_form(
+        c,
+        run.clone(),
+        Some(&csrf),
+        &[("limit_upload_kbps", "lots"), ("limit_download_kbps", "")],
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(text_of(&page, "tr.row-error")
+        .unwrap()
+        .contains("whole number"));
+    assert_eq!(
+        attr_of(&page, &format!("#f-up-{default_gid}"), "value").as_deref(),
+        Some("lots")
+    );
+    let (s, loc, _) = post_form(
+        c,
+        run.clone(),
+        Some(&csrf),
+        &[("limit_upload_kbps", "1024"), ("limit_download_kbps", "")],
+    )
+    .await;
+    assert_eq!(s, 303);
+    assert!(loc.starts_with("/jobs/"), "{loc}");
+    assert_eq!(get(loc).await.0, 200);
+
+    // An operator: no hooks, no danger zone, no full-access credential form.
+    let r = app
+        .post_csrf(
+            "/api/users",
+            serde_json::json!({"username": "op1", "password": "operator password 1", "role": "operator"}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let op = app.login_as("op1", "operator password 1").await;
+    let op_get = |path: String| {
+        let op = op.clone();
+        let url = app.url(&path);
+        async move {
+            let r = op.get(url).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let (s, page) = op_get(format!("{h}/sources/{default_gid}")).await;
+    assert_eq!(s, 200);
+    assert!(!page.contains("id=\"f-pre_hook\""));
+    let (s, page) = op_get(format!("{h}/sources")).await;
+    assert_eq!(s, 200);
+    assert!(!page.contains("id=\"f-pre_hook\""));
+    let (s, page) = op_get(format!("{h}/repo")).await;
+    assert_eq!(s, 200);
+    assert!(!page.contains("Re-run init"));
+    assert!(!page.contains("f-admin-repo_url"));
+    let op_csrf = hidden_csrf(&page);
+    let (s, _, page) = post_form(
+        &op,
+        app.url(&format!("{h}/hooks")),
+        Some(&op_csrf),
+        &[("pre_hook", "id")],
+    )
+    .await;
+    assert_eq!(s, 403);
+    assert!(page.contains("Not allowed"));
+    let (s, _, _) = post_form(
+        &op,
+        app.url(&format!("{h}/repo/init")),
+        Some(&op_csrf),
+        &[("confirm", "tabs-1")],
+    )
+    .await;
+    assert_eq!(s, 403);
+    agent.kill();
+    app.stop().await;
+}

@@ -23,7 +23,11 @@ fn restic(repo: &str, args: &[&str]) -> std::process::Output {
 fn write_files(dir: &Path, names: &[&str]) {
     std::fs::create_dir_all(dir).unwrap();
     for (i, n) in names.iter().enumerate() {
-        std::fs::write(dir.join(n), format!("{n} {i} {}", "x".repeat(2000 * (i + 1)))).unwrap();
+        std::fs::write(
+            dir.join(n),
+            format!("{n} {i} {}", "x".repeat(2000 * (i + 1))),
+        )
+        .unwrap();
     }
 }
 
@@ -108,7 +112,10 @@ async fn wait_job(app: &TestApp, job_id: &str, secs: u64) -> Value {
         if finished(&job) {
             return job;
         }
-        assert!(std::time::Instant::now() < deadline, "job never finished: {job}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "job never finished: {job}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -169,14 +176,25 @@ async fn groups_and_schedules_are_validated_and_pushed_to_the_agent() {
         (json!({"name": "has space", "includes": ["/srv"]}), "name"),
         (json!({"name": "db", "includes": []}), "includes"),
         (json!({"name": "default", "includes": ["/srv"]}), "name"),
-        (json!({"name": "db", "includes": ["/srv"], "retention_policy": {"keep_within": "forever"}}), "retention_policy"),
-        (json!({"name": "db", "includes": ["/srv"], "retry_max": 1000}), "retry_max"),
+        (
+            json!({"name": "db", "includes": ["/srv"], "retention_policy": {"keep_within": "forever"}}),
+            "retention_policy",
+        ),
+        (
+            json!({"name": "db", "includes": ["/srv"], "retry_max": 1000}),
+            "retry_max",
+        ),
     ] {
         let (s, v) = post(&app, &base, body.clone()).await;
         assert_eq!(s, 400, "{body} → {v}");
         assert_eq!(v["error"]["field"], field, "{v}");
     }
-    let (s, v) = post(&app, &base, json!({"name": "db", "includes": ["/srv"], "bogus": 1})).await;
+    let (s, v) = post(
+        &app,
+        &base,
+        json!({"name": "db", "includes": ["/srv"], "bogus": 1}),
+    )
+    .await;
     assert_eq!(s, 400, "{v}");
 
     let (s, db) = post(
@@ -192,9 +210,18 @@ async fn groups_and_schedules_are_validated_and_pushed_to_the_agent() {
     // Schedules: cron checked, groups of this host only.
     let sbase = format!("/api/hosts/{host}/schedules");
     for (body, field) in [
-        (json!({"cron": "every day", "source_group_ids": [db_id]}), "cron"),
-        (json!({"cron": "0 3 * * *", "source_group_ids": []}), "source_group_ids"),
-        (json!({"cron": "0 3 * * *", "source_group_ids": ["nope"]}), "source_group_ids"),
+        (
+            json!({"cron": "every day", "source_group_ids": [db_id]}),
+            "cron",
+        ),
+        (
+            json!({"cron": "0 3 * * *", "source_group_ids": []}),
+            "source_group_ids",
+        ),
+        (
+            json!({"cron": "0 3 * * *", "source_group_ids": ["nope"]}),
+            "source_group_ids",
+        ),
     ] {
         let (s, v) = post(&app, &sbase, body.clone()).await;
         assert_eq!(s, 400, "{body} → {v}");
@@ -221,7 +248,9 @@ async fn groups_and_schedules_are_validated_and_pushed_to_the_agent() {
     assert_eq!(v["error"]["schedules"], json!([sid]));
 
     // Every change bumps the version and the agent acknowledges it.
-    let before = settings(&app, &host).await["schedule_version"].as_u64().unwrap();
+    let before = settings(&app, &host).await["schedule_version"]
+        .as_u64()
+        .unwrap();
     let (s, v) = app
         .send_csrf(
             Method::PUT,
@@ -231,7 +260,12 @@ async fn groups_and_schedules_are_validated_and_pushed_to_the_agent() {
         .await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["next_run_at"], Value::Null, "paused: {v}");
-    assert!(settings(&app, &host).await["schedule_version"].as_u64().unwrap() > before);
+    assert!(
+        settings(&app, &host).await["schedule_version"]
+            .as_u64()
+            .unwrap()
+            > before
+    );
     wait_in_sync(&app, &host).await;
 
     // Now db is free; the last group is not.
@@ -270,7 +304,11 @@ async fn groups_and_schedules_are_validated_and_pushed_to_the_agent() {
     assert_eq!(s, 200, "{v}");
     assert_eq!(app.get_json(&mpath).await.1["forget_cadence"], "12h");
     let (s, v) = app
-        .send_csrf(Method::PUT, &format!("/api/hosts/{host}/bandwidth"), json!({"up_kbps": 0}))
+        .send_csrf(
+            Method::PUT,
+            &format!("/api/hosts/{host}/bandwidth"),
+            json!({"up_kbps": 0}),
+        )
         .await;
     assert_eq!(s, 400, "{v}");
     let (s, v) = app
@@ -284,7 +322,15 @@ async fn groups_and_schedules_are_validated_and_pushed_to_the_agent() {
     wait_in_sync(&app, &host).await;
 
     // Every change is in the audit trail.
-    for t in ["SourceGroupSaved", "SourceGroupDeleted", "ScheduleSaved", "ScheduleDeleted", "ScheduleSetApplied", "MaintenanceChanged", "BandwidthChanged"] {
+    for t in [
+        "SourceGroupSaved",
+        "SourceGroupDeleted",
+        "ScheduleSaved",
+        "ScheduleDeleted",
+        "ScheduleSetApplied",
+        "MaintenanceChanged",
+        "BandwidthChanged",
+    ] {
         assert!(!app.events_of(t).await.is_empty(), "no {t} event");
     }
 }
@@ -294,13 +340,21 @@ async fn hooks_are_for_admins_and_run_around_backups_only() {
     let src = tempfile::tempdir().unwrap();
     write_files(src.path(), &["a.txt"]);
     let (app, _agent, host) = host_with(&[src.path().display().to_string()], |_| {}).await;
-    let gid = groups(&app, &host).await[0]["id"].as_str().unwrap().to_string();
+    let gid = groups(&app, &host).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let marker = src.path().join("post-ran");
 
     // An operator may not see or set hooks.
-    let (s, _) = post(&app, "/api/users", json!({"username": "op", "password": "Operator-Password-1", "role": "operator"})).await;
+    let (s, _) = post(
+        &app,
+        "/api/users",
+        json!({"username": "operator1", "password": "Operator-Password-1", "role": "operator"}),
+    )
+    .await;
     assert_eq!(s, 201);
-    let op = app.login_as("op", "Operator-Password-1").await;
+    let op = app.login_as("operator1", "Operator-Password-1").await;
     let r = op
         .get(app.url(&format!("/api/hosts/{host}/hooks")))
         .send()
@@ -323,10 +377,18 @@ async fn hooks_are_for_admins_and_run_around_backups_only() {
     assert_eq!(v["pre_hook"], "echo preparing; exit 7");
     // The scripts are not in the event log.
     let (_, all) = app.get_json("/api/events?limit=1000").await;
-    assert!(!all.to_string().contains("preparing"), "a hook script leaked into the events");
+    assert!(
+        !all.to_string().contains("preparing"),
+        "a hook script leaked into the events"
+    );
     wait_in_sync(&app, &host).await;
 
-    let (s, v) = post(&app, &format!("/api/hosts/{host}/source-groups/{gid}/run"), Value::Null).await;
+    let (s, v) = post(
+        &app,
+        &format!("/api/hosts/{host}/source-groups/{gid}/run"),
+        Value::Null,
+    )
+    .await;
     assert_eq!(s, 202, "{v}");
     let job = wait_job(&app, v["job_id"].as_str().unwrap(), 60).await;
     assert_eq!(job["status"], "failed", "{job}");
@@ -336,10 +398,17 @@ async fn hooks_are_for_admins_and_run_around_backups_only() {
         .get_json(&format!("/api/jobs/{}/logs", job["id"].as_str().unwrap()))
         .await;
     assert!(
-        logs["lines"].as_array().unwrap().iter().any(|l| l["text"].as_str().unwrap().starts_with("hook: preparing")),
+        logs["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["text"].as_str().unwrap().starts_with("hook: preparing")),
         "{logs}"
     );
-    assert_eq!(std::fs::read_to_string(&marker).unwrap().trim(), "status=failed");
+    assert_eq!(
+        std::fs::read_to_string(&marker).unwrap().trim(),
+        "status=failed"
+    );
 
     // A passing pre-hook: the backup runs and the post-hook sees success.
     let (s, _) = app
@@ -350,11 +419,19 @@ async fn hooks_are_for_admins_and_run_around_backups_only() {
         )
         .await;
     assert_eq!(s, 204);
-    let (_, v) = post(&app, &format!("/api/hosts/{host}/source-groups/{gid}/run"), Value::Null).await;
+    let (_, v) = post(
+        &app,
+        &format!("/api/hosts/{host}/source-groups/{gid}/run"),
+        Value::Null,
+    )
+    .await;
     let job = wait_job(&app, v["job_id"].as_str().unwrap(), 60).await;
     assert_eq!(job["status"], "succeeded", "{job}");
     assert_eq!(job["params"]["tags"], json!(["default"]));
-    assert_eq!(std::fs::read_to_string(&marker).unwrap().trim(), "status=succeeded");
+    assert_eq!(
+        std::fs::read_to_string(&marker).unwrap().trim(),
+        "status=succeeded"
+    );
 
     // Hooks never run for other jobs.
     std::fs::remove_file(&marker).unwrap();
@@ -378,18 +455,35 @@ async fn forget_follows_restics_policy_prune_frees_space_and_check_finds_damage(
     }
     body["retention_policy"] = json!({"keep_last": 2});
     let (s, v) = app
-        .send_csrf(Method::PUT, &format!("/api/hosts/{host}/source-groups/{gid}"), body)
+        .send_csrf(
+            Method::PUT,
+            &format!("/api/hosts/{host}/source-groups/{gid}"),
+            body,
+        )
         .await;
     assert_eq!(s, 200, "{v}");
 
     // Five backups of changing data, plus one with another tag that forget must not touch.
     for i in 0..5 {
         write_files(&src.path().join(format!("round{i}")), &["a", "b", "c"]);
-        let (_, v) = post(&app, &format!("/api/hosts/{host}/source-groups/{gid}/run"), Value::Null).await;
+        let (_, v) = post(
+            &app,
+            &format!("/api/hosts/{host}/source-groups/{gid}/run"),
+            Value::Null,
+        )
+        .await;
         let job = wait_job(&app, v["job_id"].as_str().unwrap(), 60).await;
         assert_eq!(job["status"], "succeeded", "{job}");
     }
-    let other = restic(&repo, &["backup", "--tag", "other", &src.path().display().to_string()]);
+    let other = restic(
+        &repo,
+        &[
+            "backup",
+            "--tag",
+            "other",
+            &src.path().display().to_string(),
+        ],
+    );
     assert!(other.status.success());
     let all = snapshot_ids(&repo).await;
     assert_eq!(all.len(), 6);
@@ -397,7 +491,18 @@ async fn forget_follows_restics_policy_prune_frees_space_and_check_finds_damage(
     // What restic's own policy says, asked before the job runs.
     let dry = restic(
         &repo,
-        &["forget", "--dry-run", "--json", "--tag", "default", "--group-by", "host,tags", "--keep-last", "2"],
+        &[
+            "forget",
+            "--no-lock",
+            "--dry-run",
+            "--json",
+            "--tag",
+            "default",
+            "--group-by",
+            "host,tags",
+            "--keep-last",
+            "2",
+        ],
     );
     let dry: Value = serde_json::from_slice(&dry.stdout).unwrap();
     let mut expect_removed: Vec<String> = dry
@@ -435,11 +540,21 @@ async fn forget_follows_restics_policy_prune_frees_space_and_check_finds_damage(
     assert_eq!(panel["status"]["bytes_freed"], freed);
 
     // check passes, then finds a corrupted pack.
-    let (_, v) = post(&app, &format!("/api/hosts/{host}/repo/check"), json!({"check_subset_pct": 100})).await;
+    let (_, v) = post(
+        &app,
+        &format!("/api/hosts/{host}/repo/check"),
+        json!({"check_subset_pct": 100}),
+    )
+    .await;
     let job = wait_job(&app, v["job_id"].as_str().unwrap(), 60).await;
     assert_eq!(job["status"], "succeeded", "{job}");
     corrupt_a_pack(Path::new(&repo));
-    let (_, v) = post(&app, &format!("/api/hosts/{host}/repo/check"), json!({"check_subset_pct": 100})).await;
+    let (_, v) = post(
+        &app,
+        &format!("/api/hosts/{host}/repo/check"),
+        json!({"check_subset_pct": 100}),
+    )
+    .await;
     let job = wait_job(&app, v["job_id"].as_str().unwrap(), 60).await;
     assert_eq!(job["status"], "failed", "{job}");
     assert_eq!(job["error_code"], "check_failed", "{job}");
@@ -453,7 +568,11 @@ fn dir_size(p: &Path) -> u64 {
     for e in std::fs::read_dir(p).unwrap() {
         let e = e.unwrap();
         let m = e.metadata().unwrap();
-        total += if m.is_dir() { dir_size(&e.path()) } else { m.len() };
+        total += if m.is_dir() {
+            dir_size(&e.path())
+        } else {
+            m.len()
+        };
     }
     total
 }
@@ -508,7 +627,11 @@ async fn a_schedule_fires_a_real_backup_with_the_groups_paths_excludes_and_tag()
     body["name"] = json!("nightly");
     body["excludes"] = json!(["*.tmp"]);
     let (s, v) = app
-        .send_csrf(Method::PUT, &format!("/api/hosts/{host}/source-groups/{gid}"), body)
+        .send_csrf(
+            Method::PUT,
+            &format!("/api/hosts/{host}/source-groups/{gid}"),
+            body,
+        )
         .await;
     assert_eq!(s, 200, "{v}");
     let (s, sched) = post(
@@ -530,7 +653,10 @@ async fn a_schedule_fires_a_real_backup_with_the_groups_paths_excludes_and_tag()
         {
             break j;
         }
-        assert!(std::time::Instant::now() < deadline, "the schedule never fired");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the schedule never fired"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert_eq!(job["status"], "succeeded", "{job}");
@@ -541,7 +667,10 @@ async fn a_schedule_fires_a_real_backup_with_the_groups_paths_excludes_and_tag()
     let ls = restic(&app.repo_url("sched-1"), &["ls", "--json", snap]);
     let listing = String::from_utf8_lossy(&ls.stdout);
     assert!(listing.contains("keep.txt"), "{listing}");
-    assert!(!listing.contains("skip.tmp"), "the exclude was ignored: {listing}");
+    assert!(
+        !listing.contains("skip.tmp"),
+        "the exclude was ignored: {listing}"
+    );
     let (_, v) = app.get_json(&format!("/api/hosts/{host}/schedules")).await;
     assert_eq!(v["schedules"][0]["last_job_id"], job["id"], "{v}");
 }
@@ -554,7 +683,10 @@ async fn a_fire_while_the_server_is_down_arrives_once_after_restart() {
         c.offline_after_secs = 300;
     })
     .await;
-    let gid = groups(&app, &host).await[0]["id"].as_str().unwrap().to_string();
+    let gid = groups(&app, &host).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let (s, _) = post(
         &app,
         &format!("/api/hosts/{host}/schedules"),
@@ -570,17 +702,24 @@ async fn a_fire_while_the_server_is_down_arrives_once_after_restart() {
     let addr = app.addr;
     let dir = app.stop().await;
     let repo = dir.path().join("repos/sched-1").display().to_string();
-    wait_until(secs_to_next_minute() + 60, "the local scheduler to make a snapshot", || {
-        let repo = repo.clone();
-        async move { !snapshot_ids(&repo).await.is_empty() }
-    })
+    wait_until(
+        secs_to_next_minute() + 60,
+        "the local scheduler to make a snapshot",
+        || {
+            let repo = repo.clone();
+            async move { !snapshot_ids(&repo).await.is_empty() }
+        },
+    )
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(agent.outbox_len() >= 2, "the results wait in the outbox");
     // Stop the schedule from firing again while we count: take the agent down after
     // delivery instead (its outbox is what we test).
     let app = relogin(TestApp::spawn_at(dir, addr, |c| c.offline_after_secs = 300).await).await;
-    wait_until(30, "the outbox to drain", || async { agent.outbox_len() == 0 }).await;
+    wait_until(30, "the outbox to drain", || async {
+        agent.outbox_len() == 0
+    })
+    .await;
     agent.kill();
     let scheduled: Vec<Value> = jobs(&app, &host)
         .await
@@ -591,12 +730,17 @@ async fn a_fire_while_the_server_is_down_arrives_once_after_restart() {
     let first = scheduled.last().unwrap();
     assert_eq!(first["status"], "succeeded", "{first}");
     let snaps = snapshot_ids(&app.repo_url("sched-1")).await;
-    assert!(snaps.iter().any(|s| s.starts_with(first["snapshot_id"].as_str().unwrap())));
+    assert!(snaps
+        .iter()
+        .any(|s| s.starts_with(first["snapshot_id"].as_str().unwrap())));
     // Exactly once: one JobQueued and one JobFinished per scheduled job.
     for t in ["JobQueued", "JobFinished"] {
         let evs = app.events_of(t).await;
         for j in &scheduled {
-            let n = evs.iter().filter(|e| e["data"]["job_id"] == j["id"]).count();
+            let n = evs
+                .iter()
+                .filter(|e| e["data"]["job_id"] == j["id"])
+                .count();
             assert_eq!(n, 1, "{t} for {} recorded {n} times", j["id"]);
         }
     }
@@ -604,7 +748,9 @@ async fn a_fire_while_the_server_is_down_arrives_once_after_restart() {
 
 /// A restarted app's client has no session: log in again.
 async fn relogin(mut app: TestApp) -> TestApp {
-    app.client = app.login_as(crate::helpers::ADMIN, crate::helpers::ADMIN_PASSWORD).await;
+    app.client = app
+        .login_as(crate::helpers::ADMIN, crate::helpers::ADMIN_PASSWORD)
+        .await;
     app
 }
 
@@ -616,7 +762,11 @@ async fn the_ticker_runs_maintenance_once_per_window_and_pending_runs_drain_on_r
         c.maintenance_tick_secs = 1;
         c.offline_after_secs = 3;
     };
-    let (app, mut agent, host) = host_with(&[src.path().display().to_string()], tick).await;
+    // The ticker is off until the settings are in (enrolment's defaults would run at once).
+    let (app, mut agent, host) = host_with(&[src.path().display().to_string()], |c| {
+        c.offline_after_secs = 3;
+    })
+    .await;
     let mpath = format!("/api/hosts/{host}/repo-maintenance");
     let (s, v) = app
         .send_csrf(
@@ -626,9 +776,16 @@ async fn the_ticker_runs_maintenance_once_per_window_and_pending_runs_drain_on_r
         )
         .await;
     assert_eq!(s, 200, "{v}");
+    let addr = app.addr;
+    let dir = app.stop().await;
+    let app = relogin(TestApp::spawn_at(dir, addr, tick).await).await;
     let check = wait_kind(&app, &host, "check", 30).await;
     assert_eq!(check["status"], "succeeded", "{check}");
     assert_eq!(check["trigger"], "maintenance");
+    assert!(jobs(&app, &host)
+        .await
+        .iter()
+        .all(|j| j["kind"] != "prune" && j["kind"] != "forget"));
 
     // Restart the server mid-window: no second check.
     let addr = app.addr;
@@ -636,7 +793,11 @@ async fn the_ticker_runs_maintenance_once_per_window_and_pending_runs_drain_on_r
     let app = relogin(TestApp::spawn_at(dir, addr, tick).await).await;
     app.wait_status(&host, "online", 20).await;
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let checks = jobs(&app, &host).await.into_iter().filter(|j| j["kind"] == "check").count();
+    let checks = jobs(&app, &host)
+        .await
+        .into_iter()
+        .filter(|j| j["kind"] == "check")
+        .count();
     assert_eq!(checks, 1, "the check ran twice in one window");
 
     // With the agent away, a due run waits as a pending run and drains on reconnect.
@@ -650,11 +811,26 @@ async fn the_ticker_runs_maintenance_once_per_window_and_pending_runs_drain_on_r
         )
         .await;
     assert_eq!(s, 200, "{v}");
-    wait_until(20, "a pending prune", || async {
-        let (_, v) = app.get_json(&format!("/api/hosts/{host}/pending-runs")).await;
-        v["pending_runs"].as_array().is_some_and(|a| a.iter().any(|p| p["kind"] == "prune" && p["state"] == "waiting"))
-    })
-    .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, v) = app
+            .get_json(&format!("/api/hosts/{host}/pending-runs"))
+            .await;
+        if v["pending_runs"].as_array().is_some_and(|a| {
+            a.iter()
+                .any(|p| p["kind"] == "prune" && p["state"] == "waiting")
+        }) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no pending prune: {v}\njobs: {:?}\nhost: {}\nrepo: {}",
+            jobs(&app, &host).await,
+            app.host(&host).await.1,
+            app.get_json(&format!("/api/hosts/{host}/repo")).await.1
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     assert!(jobs(&app, &host).await.iter().all(|j| j["kind"] != "prune"));
     agent.start();
     app.wait_status(&host, "online", 20).await;
@@ -662,11 +838,20 @@ async fn the_ticker_runs_maintenance_once_per_window_and_pending_runs_drain_on_r
     assert_eq!(prune["status"], "succeeded", "{prune}");
     assert_eq!(prune["trigger"], "pending");
     wait_until(20, "the pending run to complete", || async {
-        let (_, v) = app.get_json(&format!("/api/hosts/{host}/pending-runs")).await;
-        v["pending_runs"].as_array().is_some_and(|a| a.iter().any(|p| p["kind"] == "prune" && p["state"] == "done"))
+        let (_, v) = app
+            .get_json(&format!("/api/hosts/{host}/pending-runs"))
+            .await;
+        v["pending_runs"].as_array().is_some_and(|a| {
+            a.iter()
+                .any(|p| p["kind"] == "prune" && p["state"] == "done")
+        })
     })
     .await;
-    for t in ["PendingRunQueued", "PendingRunAttempted", "PendingRunCompleted"] {
+    for t in [
+        "PendingRunQueued",
+        "PendingRunAttempted",
+        "PendingRunCompleted",
+    ] {
         assert_eq!(app.events_of(t).await.len(), 1, "{t}");
     }
 }
@@ -676,9 +861,16 @@ async fn bandwidth_caps_apply_to_every_run_with_a_per_run_override() {
     let src = tempfile::tempdir().unwrap();
     write_files(src.path(), &["x.txt"]);
     let (app, _agent, host) = host_with(&[src.path().display().to_string()], |_| {}).await;
-    let gid = groups(&app, &host).await[0]["id"].as_str().unwrap().to_string();
+    let gid = groups(&app, &host).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let (s, _) = app
-        .send_csrf(Method::PUT, &format!("/api/hosts/{host}/bandwidth"), json!({"up_kbps": 2048, "down_kbps": 1024}))
+        .send_csrf(
+            Method::PUT,
+            &format!("/api/hosts/{host}/bandwidth"),
+            json!({"up_kbps": 2048, "down_kbps": 1024}),
+        )
         .await;
     assert_eq!(s, 200);
     let run = format!("/api/hosts/{host}/source-groups/{gid}/run");
