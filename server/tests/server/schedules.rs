@@ -673,6 +673,28 @@ async fn a_schedule_fires_a_real_backup_with_the_groups_paths_excludes_and_tag()
     );
     let (_, v) = app.get_json(&format!("/api/hosts/{host}/schedules")).await;
     assert_eq!(v["schedules"][0]["last_job_id"], job["id"], "{v}");
+
+    // The story goes on: forget with the group's retention keeps the new snapshot.
+    let (s, v) = post(&app, &format!("/api/hosts/{host}/repo/forget"), Value::Null).await;
+    assert_eq!(s, 202, "{v}");
+    let forget = wait_job(&app, v["job_id"].as_str().unwrap(), 60).await;
+    assert_eq!(forget["status"], "succeeded", "{forget}");
+    assert_eq!(forget["params"]["tags"], json!(["nightly"]));
+    let kept: Vec<String> = serde_json::from_value(forget["stats"]["kept"].clone()).unwrap();
+    assert!(kept.iter().any(|k| k.starts_with(snap)), "{forget}");
+
+    // `RM_RECORD_FIXTURE=path` records this run as a replay-tests fixture (see
+    // docs/replay-tests.md).
+    if let Ok(path) = std::env::var("RM_RECORD_FIXTURE") {
+        let dir = app.stop().await;
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_restic-manager"))
+            .args(["events", "export"])
+            .env("RM_DATA_DIR", dir.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        std::fs::write(path, out.stdout).unwrap();
+    }
 }
 
 #[tokio::test]
