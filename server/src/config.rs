@@ -47,6 +47,10 @@ pub struct Config {
     pub alert_grace_secs: u64,
     /// Seconds between the alert evaluator's clock checks (stale backups, missed runs).
     pub alert_tick_secs: u64,
+    /// Events between time-travel checkpoints (a view of the past replays at most this many).
+    pub asof_checkpoint_every: i64,
+    /// Seconds between looks at whether a new time-travel checkpoint is due.
+    pub asof_checkpoint_secs: u64,
     /// Fault injection for tests: record durable agent messages but never acknowledge
     /// them, as if the server died between commit and ack. Never set in production.
     pub fault_drop_agent_acks: bool,
@@ -74,6 +78,8 @@ impl Config {
             maintenance_tick_secs: 60,
             alert_grace_secs: 300,
             alert_tick_secs: 30,
+            asof_checkpoint_every: 50_000,
+            asof_checkpoint_secs: 30,
             fault_drop_agent_acks: false,
         }
     }

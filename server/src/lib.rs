@@ -9,8 +9,9 @@
 //! - [`http`]: the router, the JSON API and the HTML pages.
 
 pub mod accounts;
-pub mod alerts;
 pub mod agents;
+pub mod alerts;
+pub mod asof;
 pub mod auth;
 pub mod cli;
 pub mod clock;
@@ -72,6 +73,11 @@ async fn build_state_with_tls(
     }
     let key = MasterKey::load_or_create(&config.secret_key_file)?;
     let store = EventStore::open(&config.db_path(), clock.clone(), StoreOptions::default())?;
+    let time_travel = Arc::new(asof::TimeTravel::new(
+        config.db_path(),
+        config.data_dir.join("asof"),
+        config.asof_checkpoint_every,
+    ));
     let state = AppState {
         store,
         vault: Vault::new(&key),
@@ -86,6 +92,7 @@ async fn build_state_with_tls(
         hub: Arc::new(jobs::Hub::default()),
         tls_pin,
         shutdown: http::Shutdown::default(),
+        time_travel,
     };
     accounts::issue_setup_token_if_needed(&state)
         .await
@@ -163,6 +170,7 @@ pub async fn run(
         std::time::Duration::from_secs(state.config.alert_tick_secs.max(1)),
     ));
     let notifier = tokio::spawn(notify::run(state.clone()));
+    let checkpointer = tokio::spawn(asof_checkpoints(state.clone()));
     let app = http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let stop = state.shutdown.clone();
     let served = match tls {
@@ -196,9 +204,27 @@ pub async fn run(
         let _ = t.await;
     }
     let _ = evaluator.await;
+    let _ = checkpointer.await;
     // The notifier finishes the delivery in flight and records it before the store closes.
     let _ = notifier.await;
     state.store.close().await;
     tracing::info!("stopped; every queued append is committed");
     served.map_err(ServerError::Io)
+}
+
+/// Takes time-travel checkpoints in the background as the log grows.
+async fn asof_checkpoints(state: AppState) {
+    let shutdown = state.shutdown.clone();
+    loop {
+        let tt = state.time_travel.clone();
+        match tokio::task::spawn_blocking(move || tt.maybe_checkpoint()).await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "time-travel checkpoint failed"),
+            Err(e) => tracing::warn!(error = %e, "time-travel checkpoint task failed"),
+            Ok(Ok(_)) => {}
+        }
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(state.config.asof_checkpoint_secs.max(1))) => {}
+        }
+    }
 }

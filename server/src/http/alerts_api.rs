@@ -30,14 +30,16 @@ pub struct ListQuery {
     host: Option<String>,
     #[serde(default)]
     limit: Option<usize>,
+    #[serde(default)]
+    as_of: Option<String>,
 }
 
-/// `GET /api/alerts?state=open|acknowledged|resolved&host=`.
+/// `GET /api/alerts?state=open|acknowledged|resolved&host=` *(as_of)*.
 pub async fn list(
     State(state): State<AppState>,
     _me: CurrentUser,
     AppQuery(q): AppQuery<ListQuery>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Response, AppError> {
     if let Some(s) = &q.state {
         if !matches!(s.as_str(), "open" | "acknowledged" | "resolved") {
             return Err(AppError::bad_request(
@@ -47,9 +49,9 @@ pub async fn list(
         }
     }
     let limit = q.limit.unwrap_or(200).clamp(1, 1000);
-    let alerts = state
-        .store
-        .read(move |c| -> Result<_, AppError> {
+    let as_of = q.as_of.clone().filter(|s| !s.trim().is_empty());
+    let (alerts, seq) = state
+        .read_as_of(as_of.as_deref(), move |c| -> Result<_, AppError> {
             Ok(projections::alerts::list(
                 c,
                 q.state.as_deref(),
@@ -58,7 +60,10 @@ pub async fn list(
             )?)
         })
         .await?;
-    Ok(Json(json!({ "alerts": alerts })))
+    Ok(super::extract::with_as_of(
+        seq,
+        Json(json!({ "alerts": alerts })),
+    ))
 }
 
 /// `GET /api/alerts/{id}`.

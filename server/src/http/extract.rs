@@ -164,3 +164,34 @@ impl FromRequestParts<AppState> for MaybeUser {
         Ok(MaybeUser(session_of(parts, state).await?))
     }
 }
+
+/// `?as_of=<seq or RFC 3339 time>` on a read endpoint (other query parameters are left to
+/// the handler).
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct AsOf {
+    /// The seq or time.
+    #[serde(default)]
+    pub as_of: Option<String>,
+}
+
+impl AsOf {
+    /// The parameter, when given and not empty.
+    pub fn get(&self) -> Option<&str> {
+        self.as_of.as_deref().filter(|s| !s.trim().is_empty())
+    }
+}
+
+/// Marks an answer with the seq it describes (`X-RM-As-Of-Seq`) when it is a past state.
+pub fn with_as_of(
+    seq: Option<i64>,
+    body: axum::Json<serde_json::Value>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut r = body.into_response();
+    if let Some(seq) = seq {
+        if let Ok(v) = axum::http::HeaderValue::from_str(&seq.to_string()) {
+            r.headers_mut().insert("x-rm-as-of-seq", v);
+        }
+    }
+    r
+}

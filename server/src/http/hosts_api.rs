@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::AppError;
-use super::extract::{AppJson, CurrentUser};
+use super::extract::{with_as_of, AppJson, AppQuery, AsOf, CurrentUser};
 use super::AppState;
 use crate::hosts::{self as flows, CredentialsInput};
 
@@ -99,37 +99,43 @@ fn live(state: &AppState, mut h: projections::hosts::Host) -> projections::hosts
     h
 }
 
-/// `GET /api/hosts`.
+/// `GET /api/hosts` *(as_of)*.
 pub async fn list(
     State(state): State<AppState>,
     _me: CurrentUser,
-) -> Result<Json<Value>, AppError> {
-    let hosts = state
-        .store
-        .read(|c| -> Result<_, AppError> { Ok(projections::hosts::list(c)?) })
+    AppQuery(q): AppQuery<AsOf>,
+) -> Result<Response, AppError> {
+    let (hosts, seq) = state
+        .read_as_of(q.get(), |c| -> Result<_, AppError> {
+            Ok(projections::hosts::list(c)?)
+        })
         .await?;
-    let hosts: Vec<_> = hosts.into_iter().map(|h| live(&state, h)).collect();
-    Ok(Json(json!({ "hosts": hosts })))
+    // Heartbeats are not events: only the live answer overlays them.
+    let hosts: Vec<_> = match seq {
+        None => hosts.into_iter().map(|h| live(&state, h)).collect(),
+        Some(_) => hosts,
+    };
+    Ok(with_as_of(seq, Json(json!({ "hosts": hosts }))))
 }
 
-async fn one(state: &AppState, id: String) -> Result<projections::hosts::Host, AppError> {
-    let wanted = id.clone();
-    state
-        .store
-        .read(move |c| -> Result<_, AppError> { Ok(projections::hosts::get(c, &wanted)?) })
-        .await?
-        .ok_or_else(|| AppError::NotFound(format!("no host {id}")))
-}
-
-/// `GET /api/hosts/{id}`.
+/// `GET /api/hosts/{id}` *(as_of)*.
 pub async fn get(
     State(state): State<AppState>,
     _me: CurrentUser,
     Path(id): Path<String>,
-) -> Result<Json<Value>, AppError> {
-    let h = one(&state, id).await?;
-    Ok(Json(
-        serde_json::to_value(live(&state, h)).unwrap_or(Value::Null),
+    AppQuery(q): AppQuery<AsOf>,
+) -> Result<Response, AppError> {
+    let wanted = id.clone();
+    let (h, seq) = state
+        .read_as_of(q.get(), move |c| -> Result<_, AppError> {
+            Ok(projections::hosts::get(c, &wanted)?)
+        })
+        .await?;
+    let h = h.ok_or_else(|| AppError::NotFound(format!("no host {id}")))?;
+    let h = if seq.is_none() { live(&state, h) } else { h };
+    Ok(with_as_of(
+        seq,
+        Json(serde_json::to_value(h).unwrap_or(Value::Null)),
     ))
 }
 
@@ -144,16 +150,21 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `GET /api/fleet/summary`.
+/// `GET /api/fleet/summary` *(as_of)*.
 pub async fn summary(
     State(state): State<AppState>,
     _me: CurrentUser,
-) -> Result<Json<Value>, AppError> {
-    let s = state
-        .store
-        .read(|c| -> Result<_, AppError> { Ok(projections::hosts::summary(c)?) })
+    AppQuery(q): AppQuery<AsOf>,
+) -> Result<Response, AppError> {
+    let (s, seq) = state
+        .read_as_of(q.get(), |c| -> Result<_, AppError> {
+            Ok(projections::hosts::summary(c)?)
+        })
         .await?;
-    Ok(Json(serde_json::to_value(s).unwrap_or(Value::Null)))
+    Ok(with_as_of(
+        seq,
+        Json(serde_json::to_value(s).unwrap_or(Value::Null)),
+    ))
 }
 
 /// `GET /api/hosts/{id}/repo-credentials` (admin, operator): the redacted view.

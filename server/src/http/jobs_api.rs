@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::error::AppError;
-use super::extract::{AppJson, CurrentUser};
+use super::extract::{with_as_of, AppJson, AppQuery, AsOf, CurrentUser};
 use super::AppState;
 
 const RUNNERS: &[&str] = &["admin", "operator"];
@@ -100,24 +100,32 @@ async fn load(state: &AppState, id: &str) -> Result<Job, AppError> {
         .ok_or_else(|| AppError::NotFound(format!("no job {id}")))
 }
 
-/// `GET /api/jobs/{id}`.
+/// `GET /api/jobs/{id}` *(as_of)*.
 pub async fn get(
     State(state): State<AppState>,
     _me: CurrentUser,
     Path(id): Path<String>,
-) -> Result<Json<Value>, AppError> {
-    Ok(Json(view(load(&state, &id).await?)))
+    AppQuery(q): AppQuery<AsOf>,
+) -> Result<Response, AppError> {
+    let jid = id.clone();
+    let (job, seq) = state
+        .read_as_of(q.get(), move |c| -> Result<_, AppError> {
+            Ok(projections::jobs::get(c, &jid)?)
+        })
+        .await?;
+    let job = job.ok_or_else(|| AppError::NotFound(format!("no job {id}")))?;
+    Ok(with_as_of(seq, Json(view(job))))
 }
 
-/// `GET /api/hosts/{id}/jobs`: newest first.
+/// `GET /api/hosts/{id}/jobs` *(as_of)*: newest first.
 pub async fn list(
     State(state): State<AppState>,
     _me: CurrentUser,
     Path(host_id): Path<String>,
-) -> Result<Json<Value>, AppError> {
-    let jobs = state
-        .store
-        .read(move |c| -> Result<_, AppError> {
+    AppQuery(q): AppQuery<AsOf>,
+) -> Result<Response, AppError> {
+    let (jobs, seq) = state
+        .read_as_of(q.get(), move |c| -> Result<_, AppError> {
             if projections::hosts::get(c, &host_id)?.is_none() {
                 return Err(AppError::NotFound(format!("no host {host_id}")));
             }
@@ -125,7 +133,7 @@ pub async fn list(
         })
         .await?;
     let jobs: Vec<Value> = jobs.into_iter().map(view).collect();
-    Ok(Json(json!({ "jobs": jobs })))
+    Ok(with_as_of(seq, Json(json!({ "jobs": jobs }))))
 }
 
 /// `GET /api/jobs/{id}/logs`.
@@ -163,17 +171,17 @@ pub async fn snapshots(
     State(state): State<AppState>,
     _me: CurrentUser,
     Path(host_id): Path<String>,
-) -> Result<Json<Value>, AppError> {
-    let snaps = state
-        .store
-        .read(move |c| -> Result<_, AppError> {
+    AppQuery(q): AppQuery<AsOf>,
+) -> Result<Response, AppError> {
+    let (snaps, seq) = state
+        .read_as_of(q.get(), move |c| -> Result<_, AppError> {
             if projections::hosts::get(c, &host_id)?.is_none() {
                 return Err(AppError::NotFound(format!("no host {host_id}")));
             }
             Ok(projections::jobs::snapshots(c, &host_id)?)
         })
         .await?;
-    Ok(Json(json!({ "snapshots": snaps })))
+    Ok(with_as_of(seq, Json(json!({ "snapshots": snaps }))))
 }
 
 /// `POST /api/hosts/{id}/snapshots/refresh`: asks the agent to report its snapshot list.

@@ -53,6 +53,8 @@ pub struct AppState {
     pub tls_pin: Option<String>,
     /// Tells long-lived tasks (agent sockets, the sweeper) that the server is stopping.
     pub shutdown: Shutdown,
+    /// Past states of the read models (`?as_of=`).
+    pub time_travel: Arc<crate::asof::TimeTravel>,
 }
 
 /// A shutdown signal many tasks can wait on.
@@ -84,6 +86,36 @@ impl Shutdown {
 }
 
 impl AppState {
+    /// Runs a read against the live read models, or — with `as_of` — against the read models
+    /// as they were at that seq or time. Returns the seq answered for when `as_of` was given.
+    pub async fn read_as_of<T, F>(
+        &self,
+        as_of: Option<&str>,
+        f: F,
+    ) -> Result<(T, Option<i64>), AppError>
+    where
+        F: FnOnce(&rusqlite::Connection) -> Result<T, AppError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let Some(as_of) = as_of.map(str::to_string) else {
+            return Ok((self.store.read(f).await?, None));
+        };
+        let seq = self
+            .store
+            .read(move |c| -> Result<_, AppError> { Ok(crate::asof::resolve(c, &as_of)?) })
+            .await?
+            .map_err(|m| AppError::bad_request("invalid_query", m))?;
+        let tt = self.time_travel.clone();
+        let out = tokio::task::spawn_blocking(move || -> Result<T, AppError> {
+            let view = tt.view(seq)?;
+            let conn = view.lock().unwrap_or_else(|e| e.into_inner());
+            f(&conn)
+        })
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))??;
+        Ok((out, Some(seq)))
+    }
+
     /// The public URL (configured, or the listening address).
     pub fn base_url(&self) -> String {
         self.config
@@ -179,7 +211,10 @@ pub fn router(state: AppState) -> Router {
                 .put(alerts_api::update_channel)
                 .delete(alerts_api::delete_channel),
         )
-        .route("/notification-channels/{id}/test", post(alerts_api::test_channel))
+        .route(
+            "/notification-channels/{id}/test",
+            post(alerts_api::test_channel),
+        )
         .route("/notifications", get(alerts_api::notifications))
         .route("/hosts/{id}/repo/{op}", post(sources_api::repo_op))
         .route("/hosts/{id}/pending-runs", get(sources_api::pending_runs))

@@ -10,6 +10,7 @@ mod backups;
 mod bad_input;
 mod browser;
 mod cli;
+mod history;
 mod install;
 mod pages;
 mod restore;
