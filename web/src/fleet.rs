@@ -76,7 +76,7 @@ pub struct ScheduleCell {
     /// Schedules in all.
     pub count: u32,
     /// The next fire of any enabled schedule (`None`: all paused).
-    pub next_run_at: Option<String>,
+    pub next_run: Option<NextRun>,
     /// The last scheduled run.
     pub last_run_at: Option<String>,
     /// How it went.
@@ -85,14 +85,41 @@ pub struct ScheduleCell {
     pub last_job_id: Option<String>,
 }
 
+/// When a schedule fires next, in the forms a page shows (worked out once per distinct
+/// time, not once per host: a fleet shares a few schedules).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NextRun {
+    /// RFC 3339.
+    pub at: String,
+    /// "in 3 h".
+    pub label: String,
+    /// "2026-11-28 03:00 UTC".
+    pub title: String,
+}
+
+impl NextRun {
+    /// The forms of `at`, relative to `now`.
+    pub fn new(now: Timestamp, at: String) -> Self {
+        NextRun {
+            label: relative(now, &at),
+            title: short_time(&at),
+            at,
+        }
+    }
+}
+
+fn next_run_time(n: &NextRun) -> Markup {
+    html! { time datetime=(n.at) title=(n.title) { (n.label) } }
+}
+
 /// "next in 3 h" over "last 5 h ago ✓"; "no schedule" when there is none.
 fn schedule_cell(now: Timestamp, c: Option<&ScheduleCell>) -> Markup {
     html! {
         @match c {
             None => span.muted { "no schedule" },
             Some(c) => {
-                @match &c.next_run_at {
-                    Some(n) => { "next " time datetime=(n) title=(short_time(n)) { (relative(now, n)) } }
+                @match &c.next_run {
+                    Some(n) => { "next " time datetime=(n.at) { (n.label) } }
                     None => span.muted { "paused" },
                 }
                 @if let Some(at) = &c.last_run_at {
@@ -155,7 +182,7 @@ pub fn dashboard(viewer: &Viewer, d: &Dashboard<'_>) -> Markup {
                                 td { (h.snapshot_count) }
                                 td { (h.open_alerts) }
                                 td { @for t in &h.tags { span.tag { (t) } " " } }
-                                td.actions { a.button.small href={ "/hosts/" (h.id) "/sources" } title="Run a source group now" { "Run now…" } }
+                                td.actions { a.button.small href={ "/hosts/" (h.id) "/sources" } { "Run now…" } }
                             }
                         }
                     }
@@ -218,8 +245,8 @@ pub fn host_page(viewer: &Viewer, p: &HostPage<'_>) -> Markup {
                 }
                 div.tile #next-run {
                     span.num {
-                        @match p.schedule.and_then(|s| s.next_run_at.as_deref()) {
-                            Some(n) => time datetime=(n) title=(short_time(n)) { (relative(p.now, n)) },
+                        @match p.schedule.and_then(|s| s.next_run.as_ref()) {
+                            Some(n) => (next_run_time(n)),
                             None => "—",
                         }
                     }

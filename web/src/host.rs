@@ -221,7 +221,8 @@ pub fn list_summary(items: &[String]) -> String {
 fn retry_summary(g: &SourceGroup) -> String {
     match g.retry_max {
         0 => "no retries".into(),
-        n => format!("{n} × after {}", duration(g.retry_backoff_seconds)),
+        1 => format!("1 retry, {} backoff", duration(g.retry_backoff_seconds)),
+        n => format!("{n} retries, {} backoff", duration(g.retry_backoff_seconds)),
     }
 }
 
@@ -1039,7 +1040,7 @@ pub fn repo_page(viewer: &Viewer, p: &RepoPage<'_>) -> Markup {
                 div.tile { span.num { (s.repo_size_bytes.map(|b| bytes(b as i64)).unwrap_or_else(|| "—".into())) } span.label { "stored" } }
                 div.tile {
                     span.num { (s.dedup_ratio.map(|r| format!("{r:.2}×")).unwrap_or_else(|| "—".into())) }
-                    span.label { "deduplication" @if let Some(r) = s.restore_size_bytes { " (" (bytes(r as i64)) " restored)" } }
+                    span.label { "deduplication" @if let Some(r) = s.restore_size_bytes.filter(|r| *r > 0) { " (" (bytes(r as i64)) " before)" } }
                 }
                 div.tile { span.num { (s.snapshot_count) } span.label { "snapshots" } }
                 div.tile.bad[s.lock_state == "locked"] {

@@ -15,7 +15,7 @@ use domain::{Actor, DomainError, Timestamp};
 use projections::config::{GroupView, HostSettings, ScheduleDigest, ScheduleView};
 use projections::hosts::Host;
 use rusqlite::Connection;
-use web::fleet::ScheduleCell;
+use web::fleet::{NextRun, ScheduleCell};
 use web::host::{self as pages, DeleteRefusal, Errors, HooksEditor, HostChrome, RunFailure, Typed};
 
 use super::error::AppError;
@@ -230,24 +230,27 @@ fn unknown_schedule() -> AppError {
     AppError::NotFound("This host has no such schedule.".into())
 }
 
-/// When the next of some cron expressions fires (unix seconds), memoised per expression.
-fn next_of<'a>(
-    crons: impl IntoIterator<Item = &'a String>,
-    now_secs: i64,
-    memo: &mut HashMap<String, Option<i64>>,
-) -> Option<i64> {
-    crons
-        .into_iter()
-        .filter_map(|c| {
-            *memo
-                .entry(c.clone())
-                .or_insert_with(|| next_fire(c, now_secs))
-        })
-        .min()
-}
+/// Next fires by cron expression: (unix seconds, the forms a page shows).
+type NextMemo = HashMap<String, Option<(i64, NextRun)>>;
 
-fn rfc3339(secs: i64) -> Option<String> {
-    Timestamp::from_unix_micros(secs.checked_mul(1_000_000)?).map(|t| t.to_string())
+/// When the first of some cron expressions fires next; each distinct expression is worked
+/// out once per page (a fleet shares a handful).
+fn next_of(crons: &[String], now: Timestamp, memo: &mut NextMemo) -> Option<NextRun> {
+    let now_secs = now.unix_micros().div_euclid(1_000_000);
+    for c in crons {
+        if !memo.contains_key(c.as_str()) {
+            let next = next_fire(c, now_secs).and_then(|secs| {
+                let at = Timestamp::from_unix_micros(secs.checked_mul(1_000_000)?)?;
+                Some((secs, NextRun::new(now, at.to_string())))
+            });
+            memo.insert(c.clone(), next);
+        }
+    }
+    crons
+        .iter()
+        .filter_map(|c| memo.get(c.as_str()).and_then(Option::as_ref))
+        .min_by_key(|(secs, _)| *secs)
+        .map(|(_, n)| n.clone())
 }
 
 /// The dashboard's schedule column, from one query's digests.
@@ -255,25 +258,20 @@ pub fn schedule_cells(
     digests: HashMap<String, ScheduleDigest>,
     now: Timestamp,
 ) -> HashMap<String, ScheduleCell> {
-    let now_secs = now.unix_micros().div_euclid(1_000_000);
-    let mut memo = HashMap::new();
+    let mut memo = NextMemo::new();
     digests
         .into_iter()
         .map(|(host, d)| {
-            let cell = schedule_cell(d, now_secs, &mut memo);
+            let cell = schedule_cell(d, now, &mut memo);
             (host, cell)
         })
         .collect()
 }
 
-fn schedule_cell(
-    d: ScheduleDigest,
-    now_secs: i64,
-    memo: &mut HashMap<String, Option<i64>>,
-) -> ScheduleCell {
+fn schedule_cell(d: ScheduleDigest, now: Timestamp, memo: &mut NextMemo) -> ScheduleCell {
     ScheduleCell {
         count: d.count,
-        next_run_at: next_of(&d.enabled_crons, now_secs, memo).and_then(rfc3339),
+        next_run: next_of(&d.enabled_crons, now, memo),
         last_run_at: d.last_run_at,
         last_run_status: d.last_run_status,
         last_job_id: d.last_job_id,
@@ -285,8 +283,7 @@ pub(crate) fn host_schedule_cell(
     d: Option<ScheduleDigest>,
     now: Timestamp,
 ) -> Option<ScheduleCell> {
-    let now_secs = now.unix_micros().div_euclid(1_000_000);
-    d.map(|d| schedule_cell(d, now_secs, &mut HashMap::new()))
+    d.map(|d| schedule_cell(d, now, &mut NextMemo::new()))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -342,7 +339,7 @@ async fn render_sources(
             typed: t,
             errors: &fb.hooks_errors,
             title: "Hooks for every group",
-            intro: "Run around the backups of every group that has no hooks of its own.",
+            intro: "Each group uses these for every hook it does not set itself.",
             saved: fb.notice == Some("Hooks saved."),
         }),
         notice: fb.notice,
@@ -511,7 +508,7 @@ async fn render_group(
             typed: t,
             errors: &fb.hooks_errors,
             title: "Hooks for this group",
-            intro: "Run before and after this group's backups; empty falls back to the host-wide hooks on the Sources tab.",
+            intro: "Run before and after this group's backups; a hook left empty falls back to the host-wide one on the Sources tab.",
             saved: fb.notice == Some("Hooks saved."),
         }),
         hook_flags: group.as_ref().map(|g| (g.has_pre_hook, g.has_post_hook)),

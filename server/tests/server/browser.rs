@@ -432,6 +432,13 @@ async fn sources_schedules_and_repo_tabs_in_a_real_browser() {
     wait_for(&c, "form[action$='/repo/maintenance']", 10).await;
     wait_for(&c, "#f-init-confirm", 10).await;
     shot(&c, "15-repo").await;
+    c.execute(
+        "document.getElementById('maintenance').scrollIntoView();",
+        vec![],
+    )
+    .await
+    .unwrap();
+    shot(&c, "16-repo-forms").await;
 
     // Run-now on the group → its job page → succeeded.
     click(&c, "nav.tabs a[href$='/sources']").await;
@@ -444,7 +451,7 @@ async fn sources_schedules_and_repo_tabs_in_a_real_browser() {
     wait_for(&c, "#job-log", 10).await;
     assert!(current_path(&c).await.starts_with("/jobs/"));
     wait_for(&c, "#job-status .badge.good", 90).await;
-    shot(&c, "16-group-job-finished").await;
+    shot(&c, "17-group-job-finished").await;
     let job_id = current_path(&c)
         .await
         .rsplit('/')
@@ -459,7 +466,15 @@ async fn sources_schedules_and_repo_tabs_in_a_real_browser() {
     c.goto(&format!("{base}/hosts/{host_id}")).await.unwrap();
     let next = wait_for(&c, "#next-run", 10).await.text().await.unwrap();
     assert!(next.contains("in "), "{next}");
-    shot(&c, "17-overview-with-schedule").await;
+    shot(&c, "18-overview-with-schedule").await;
+    c.goto(&format!("{base}/")).await.unwrap();
+    let row = wait_for(&c, "table.hosts tr.row-link", 10)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(row.contains("next in"), "{row}");
+    shot(&c, "19-dashboard-with-schedule").await;
     c.close().await.unwrap();
     agent.kill();
     app.stop().await;
