@@ -17,6 +17,7 @@ use rusqlite::Connection;
 pub mod alerts;
 pub mod config;
 pub mod dump;
+pub mod history;
 pub mod hosts;
 pub mod jobs;
 pub mod users;
@@ -58,6 +59,7 @@ pub fn registry() -> &'static [&'static dyn Projection] {
         &jobs::SnapshotsProjection,
         &config::ConfigProjection,
         &alerts::AlertsProjection,
+        &history::HistoryProjection,
     ]
 }
 

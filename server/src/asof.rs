@@ -22,6 +22,18 @@ use crate::store::{query_events, EventQuery, StoreError};
 /// Views kept built.
 const CACHE: usize = 4;
 
+/// Tables a past view does not carry over from a checkpoint: job logs are append-only and
+/// never change once written, so the past view of a job's log is the live log cut at the
+/// job's `log_lines` as of then. Leaving them out keeps checkpoints and views small.
+const NOT_CHECKPOINTED: &[&str] = &["job_logs"];
+
+fn checkpointed_tables() -> Vec<&'static str> {
+    projections::all_tables()
+        .into_iter()
+        .filter(|t| !NOT_CHECKPOINTED.contains(t))
+        .collect()
+}
+
 /// A built past state: an in-memory database with every projection table.
 pub type View = Arc<Mutex<Connection>>;
 
@@ -35,7 +47,8 @@ pub struct TimeTravel {
     writing: Mutex<()>,
 }
 
-fn fingerprint() -> String {
+/// The projection versions a checkpoint must match.
+pub fn fingerprint() -> String {
     projections::registry()
         .iter()
         .map(|p| format!("{}:{}", p.name(), p.version()))
@@ -136,7 +149,7 @@ impl TimeTravel {
                 main.query_row("SELECT coalesce(max(seq), 0) FROM main.events", [], |r| {
                     r.get(0)
                 })?;
-            for t in projections::all_tables() {
+            for t in checkpointed_tables() {
                 main.execute(&format!("INSERT INTO cp.{t} SELECT * FROM main.{t}"), [])?;
             }
             main.execute(
@@ -191,7 +204,7 @@ impl TimeTravel {
                 [self.path_of(cp).to_string_lossy()],
             )?;
             mem.execute_batch("BEGIN")?;
-            for t in projections::all_tables() {
+            for t in checkpointed_tables() {
                 mem.execute(&format!("INSERT INTO main.{t} SELECT * FROM cp.{t}"), [])?;
             }
             mem.execute_batch("COMMIT")?;

@@ -152,6 +152,11 @@ pub fn router(state: AppState) -> Router {
             get(jobs_api::list).post(jobs_api::create),
         )
         .route("/hosts/{id}/snapshots", get(jobs_api::snapshots))
+        .route("/hosts/{id}/snapshots/removed", get(sources_api::removed))
+        .route(
+            "/hosts/{id}/source-groups/{gid}/what-if",
+            post(sources_api::what_if),
+        )
         .route("/hosts/{id}/snapshots/diff", get(restore_api::diff))
         .route("/hosts/{id}/snapshots/{sid}/tree", get(restore_api::tree))
         .route("/hosts/{id}/restores", post(restore_api::create))

@@ -648,3 +648,84 @@ pub async fn delete_admin_credentials(
     flows::set_admin_credentials(&state, actor(&me), &host_id, None).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// `POST /api/hosts/{id}/source-groups/{gid}/what-if` body: the proposed policy (default:
+/// the group's current one).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct WhatIfBody {
+    #[serde(default)]
+    retention_policy: Option<RetentionPolicy>,
+}
+
+/// `POST /api/hosts/{id}/source-groups/{gid}/what-if`: which of the host's snapshots of this
+/// group a policy would keep and remove — restic's own algorithm over the real snapshot
+/// history, before anything is saved.
+pub async fn what_if(
+    State(state): State<AppState>,
+    _me: CurrentUser,
+    Path((host_id, gid)): Path<(String, String)>,
+    OptJson(b): OptJson<WhatIfBody>,
+) -> Result<Json<Value>, AppError> {
+    let (hid, g) = (host_id.clone(), gid.clone());
+    let (group, snapshots) = state
+        .store
+        .read(move |c| -> Result<_, AppError> {
+            flows::require_live_host(c, &hid)?;
+            let group =
+                projections::config::group(c, &hid, &g)?.ok_or(DomainError::UnknownSourceGroup)?;
+            let snaps = projections::jobs::snapshots(c, &hid)?;
+            Ok((group, snaps))
+        })
+        .await?;
+    let policy = b
+        .retention_policy
+        .unwrap_or(group.group.retention_policy.clone());
+    policy.validate()?;
+    let snaps: Vec<domain::jobs::Snapshot> = snapshots
+        .into_iter()
+        .map(|s| domain::jobs::Snapshot {
+            id: s.id,
+            short_id: s.short_id,
+            time: s.time,
+            paths: s.paths,
+            tags: s.tags,
+            hostname: s.hostname,
+        })
+        .collect();
+    let groups =
+        domain::retention::what_if_at(&snaps, &group.group.name, &policy, state.clock.now())?;
+    let keep: usize = groups.iter().map(|g| g.keep.len()).sum();
+    let remove: usize = groups.iter().map(|g| g.remove.len()).sum();
+    Ok(Json(json!({
+        "source_group_id": gid,
+        "tag": group.group.name,
+        "retention_policy": policy,
+        "description": policy.describe(),
+        "keep_count": keep,
+        "remove_count": remove,
+        "groups": groups,
+    })))
+}
+
+/// `GET /api/hosts/{id}/snapshots/removed` *(as_of)*: every snapshot a forget removed, with
+/// the policy version that removed it and who set that policy.
+pub async fn removed(
+    State(state): State<AppState>,
+    _me: CurrentUser,
+    Path(host_id): Path<String>,
+    super::extract::AppQuery(q): super::extract::AppQuery<super::extract::AsOf>,
+) -> Result<Response, AppError> {
+    let (list, seq) = state
+        .read_as_of(q.get(), move |c| -> Result<_, AppError> {
+            if projections::hosts::get(c, &host_id)?.is_none() {
+                return Err(AppError::NotFound(format!("no host {host_id}")));
+            }
+            Ok(projections::history::removals(c, &host_id)?)
+        })
+        .await?;
+    Ok(super::extract::with_as_of(
+        seq,
+        Json(json!({ "removed": list })),
+    ))
+}

@@ -134,7 +134,7 @@ async fn export_import_rebuild_through_the_binary() {
     let (code, out, _) = run(target.path(), &["events", "rebuild"]);
     assert_eq!(code, 0);
     assert!(
-        out.contains("rebuilt users, hosts, jobs, snapshots, config, alerts from 6 events"),
+        out.contains("rebuilt users, hosts, jobs, snapshots, config, alerts, history from 6 events"),
         "{out}"
     );
     let a = projections::dump::dump_all(

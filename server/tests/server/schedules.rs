@@ -515,6 +515,33 @@ async fn forget_follows_restics_policy_prune_frees_space_and_check_finds_damage(
     expect_removed.sort();
     assert_eq!(expect_removed.len(), 3);
 
+    // The what-if (restic's algorithm over the snapshot list the server holds) says the same
+    // before anything runs: first for a proposed policy, then for the saved one.
+    let (s, wi) = post(
+        &app,
+        &format!("/api/hosts/{host}/source-groups/{gid}/what-if"),
+        json!({"retention_policy": {"keep_last": 4}}),
+    )
+    .await;
+    assert_eq!(s, 200, "{wi}");
+    assert_eq!(wi["remove_count"], 1, "{wi}");
+    let (s, wi) = post(
+        &app,
+        &format!("/api/hosts/{host}/source-groups/{gid}/what-if"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(s, 200, "{wi}");
+    let mut predicted: Vec<String> = wi["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["remove"].as_array().cloned().unwrap_or_default())
+        .map(|d| d["snapshot_id"].as_str().unwrap().to_string())
+        .collect();
+    predicted.sort();
+    assert_eq!(predicted, expect_removed, "{wi}");
+
     let (s, v) = post(&app, &format!("/api/hosts/{host}/repo/forget"), Value::Null).await;
     assert_eq!(s, 202, "{v}");
     let job = wait_job(&app, v["job_id"].as_str().unwrap(), 60).await;
@@ -522,6 +549,27 @@ async fn forget_follows_restics_policy_prune_frees_space_and_check_finds_damage(
     let mut removed: Vec<String> = serde_json::from_value(job["stats"]["removed"].clone()).unwrap();
     removed.sort();
     assert_eq!(removed, expect_removed);
+
+    // Why was each one deleted? The policy version (set by the admin's PUT) and the job.
+    let (_, why) = app
+        .get_json(&format!("/api/hosts/{host}/snapshots/removed"))
+        .await;
+    let why = why["removed"].as_array().unwrap().clone();
+    assert_eq!(why.len(), 3, "{why:?}");
+    let saved = app.events_of("SourceGroupSaved").await;
+    let policy_event = saved
+        .iter()
+        .rev()
+        .find(|e| e["data"]["group"]["retention_policy"] == json!({"keep_last": 2}))
+        .unwrap();
+    for w in &why {
+        assert!(expect_removed.contains(&w["snapshot_id"].as_str().unwrap().to_string()));
+        assert_eq!(w["job_id"], job["id"]);
+        assert_eq!(w["policy_seq"], policy_event["seq"]);
+        assert_eq!(w["policy_actor"], policy_event["actor"]);
+        assert!(w["policy_actor"].as_str().unwrap().starts_with("user:"));
+        assert_eq!(w["retention"], json!({"keep_last": 2}));
+    }
     let left = snapshot_ids(&repo).await;
     assert_eq!(left.len(), 3);
     assert!(left.iter().all(|id| !expect_removed.contains(id)));
