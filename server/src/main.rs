@@ -1,6 +1,7 @@
 //! `restic-manager`: parses the command line, sets up logging, and hands over to the
 //! library.
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -94,6 +95,16 @@ enum EventsCommand {
         /// Only this stream.
         #[arg(long)]
         stream: Option<String>,
+        /// Only events at or after this time (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only events before this time (RFC 3339).
+        #[arg(long)]
+        until: Option<String>,
+        /// Write a replay-tests fixture: renumbered from seq 1 and re-chained, so a part of
+        /// the log imports on its own.
+        #[arg(long)]
+        fixture: bool,
     },
     /// Load an export into an empty data dir.
     Import {
@@ -157,8 +168,41 @@ fn main() -> ExitCode {
         Command::Events(EventsCommand::Verify { expect_head }) => {
             server::cli::verify(&db, expect_head, &mut out, &mut err)
         }
-        Command::Events(EventsCommand::Export { after, stream }) => {
-            server::cli::export(&db, &ExportFilter { after, stream }, &mut out, &mut err)
+        Command::Events(EventsCommand::Export {
+            after,
+            stream,
+            since,
+            until,
+            fixture,
+        }) => {
+            let time = |what: &str, v: Option<String>| -> Result<Option<String>, String> {
+                v.map(|s| {
+                    s.parse::<domain::Timestamp>()
+                        .map(|t| t.to_string())
+                        .map_err(|_| {
+                            format!("--{what} must be an RFC 3339 time, e.g. 2026-11-28T03:00:00Z")
+                        })
+                })
+                .transpose()
+            };
+            match (time("since", since), time("until", until)) {
+                (Ok(since), Ok(until)) => server::cli::export(
+                    &db,
+                    &ExportFilter {
+                        after,
+                        stream,
+                        since,
+                        until,
+                        fixture,
+                    },
+                    &mut out,
+                    &mut err,
+                ),
+                (Err(m), _) | (_, Err(m)) => {
+                    let _ = writeln!(err, "error: {m}");
+                    2
+                }
+            }
         }
         Command::Events(EventsCommand::Import { file }) => {
             server::cli::import(&db, &file, &mut out, &mut err)

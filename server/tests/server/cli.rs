@@ -134,7 +134,9 @@ async fn export_import_rebuild_through_the_binary() {
     let (code, out, _) = run(target.path(), &["events", "rebuild"]);
     assert_eq!(code, 0);
     assert!(
-        out.contains("rebuilt users, hosts, jobs, snapshots, config, alerts, history from 6 events"),
+        out.contains(
+            "rebuilt users, hosts, jobs, snapshots, config, alerts, history from 6 events"
+        ),
         "{out}"
     );
     let a = projections::dump::dump_all(
@@ -186,4 +188,52 @@ fn sigterm_stops_the_server_cleanly_with_exit_0() {
         "RM_LOG_FORMAT=json: {first}"
     );
     assert!(log.contains("every queued append is committed"), "{log}");
+}
+
+#[tokio::test]
+async fn a_part_of_the_log_exports_as_a_fixture_that_imports_on_its_own() {
+    let dir = recorded_history().await;
+    let (_, all, _) = run(dir.path(), &["events", "export"]);
+    let rows: Vec<serde_json::Value> = all
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // From the third event's time on: a cut that does not start at seq 1.
+    let since = rows[2]["occurred_at"].as_str().unwrap();
+    let kept: Vec<&serde_json::Value> = rows
+        .iter()
+        .filter(|r| r["occurred_at"].as_str().unwrap() >= since)
+        .collect();
+    assert!(kept.len() < rows.len());
+    let (code, part, err) = run(dir.path(), &["events", "export", "--since", since]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(part.lines().count(), kept.len());
+    let file = dir.path().join("part.jsonl");
+    std::fs::write(&file, &part).unwrap();
+    let target = tempfile::tempdir().unwrap();
+    let (code, _, err) = run(target.path(), &["events", "import", file.to_str().unwrap()]);
+    assert_ne!(code, 0, "a cut of the chain is not a history of its own");
+    assert!(!err.is_empty());
+
+    let (code, fixture, err) = run(
+        dir.path(),
+        &["events", "export", "--since", since, "--fixture"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let first: serde_json::Value = serde_json::from_str(fixture.lines().next().unwrap()).unwrap();
+    assert_eq!(first["seq"], 1);
+    assert_eq!(first["data"], kept[0]["data"]);
+    std::fs::write(&file, &fixture).unwrap();
+    let target = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(target.path(), &["events", "import", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(&format!("imported {} events", kept.len())),
+        "{out}"
+    );
+    let (code, _, _) = run(target.path(), &["events", "verify"]);
+    assert_eq!(code, 0);
+    let (code, _, err) = run(dir.path(), &["events", "export", "--since", "last tuesday"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("RFC 3339"), "{err}");
 }
