@@ -731,6 +731,30 @@ async fn a_schedule_fires_a_real_backup_with_the_groups_paths_excludes_and_tag()
     let kept: Vec<String> = serde_json::from_value(forget["stats"]["kept"].clone()).unwrap();
     assert!(kept.iter().any(|k| k.starts_with(snap)), "{forget}");
 
+    // And a failure: a group whose path is gone fails, and raises an alert.
+    let (s, broken) = post(
+        &app,
+        &format!("/api/hosts/{host}/source-groups"),
+        json!({"name": "broken", "includes": [src.path().join("gone").display().to_string()]}),
+    )
+    .await;
+    assert_eq!(s, 201, "{broken}");
+    let (_, v) = post(
+        &app,
+        &format!("/api/hosts/{host}/source-groups/{}/run", broken["id"].as_str().unwrap()),
+        Value::Null,
+    )
+    .await;
+    let failed = wait_job(&app, v["job_id"].as_str().unwrap(), 60).await;
+    assert_eq!(failed["status"], "failed", "{failed}");
+    wait_until(20, "the backup_failed alert", || async {
+        let (_, v) = app.get_json(&format!("/api/alerts?host={host}")).await;
+        v["alerts"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x["kind"] == "backup_failed" && x["job_id"] == failed["id"]))
+    })
+    .await;
+
     // `RM_RECORD_FIXTURE=path` records this run as a replay-tests fixture (see
     // docs/replay-tests.md).
     if let Ok(path) = std::env::var("RM_RECORD_FIXTURE") {
