@@ -145,7 +145,7 @@ fn job(j: usize) -> Vec<(String, Event)> {
                 job_id: jid,
                 host_id: hid.clone(),
                 kind: JobKind::Backup,
-                status: if j % 13 == 0 {
+                status: if j.is_multiple_of(13) {
                     JobStatus::Failed
                 } else {
                     JobStatus::Succeeded

@@ -122,6 +122,7 @@ fn main() {
         username: Some("admin".into()),
         role: Some("admin".into()),
         csrf_token: Some("t".repeat(64)),
+        open_alerts: None,
     };
     let render = || {
         let (summary, hosts, digests) = rt

@@ -26,6 +26,7 @@ pub mod restore;
 pub mod sources;
 pub mod store;
 pub mod vault;
+pub mod verifier;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -93,6 +94,7 @@ async fn build_state_with_tls(
         tls_pin,
         shutdown: http::Shutdown::default(),
         time_travel,
+        chain: Arc::new(verifier::ChainStatus::default()),
     };
     accounts::issue_setup_token_if_needed(&state)
         .await
@@ -171,6 +173,7 @@ pub async fn run(
     ));
     let notifier = tokio::spawn(notify::run(state.clone()));
     let checkpointer = tokio::spawn(asof_checkpoints(state.clone()));
+    let chain_verifier = tokio::spawn(verifier::run(state.clone()));
     let app = http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let stop = state.shutdown.clone();
     let served = match tls {
@@ -205,6 +208,7 @@ pub async fn run(
     }
     let _ = evaluator.await;
     let _ = checkpointer.await;
+    let _ = chain_verifier.await;
     // The notifier finishes the delivery in flight and records it before the store closes.
     let _ = notifier.await;
     state.store.close().await;

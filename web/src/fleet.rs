@@ -180,7 +180,7 @@ pub fn dashboard(viewer: &Viewer, d: &Dashboard<'_>) -> Markup {
                                 td { (schedule_cell(d.now, d.schedules.get(&h.id))) }
                                 td { (bytes(h.repo_size_bytes)) }
                                 td { (h.snapshot_count) }
-                                td { (h.open_alerts) }
+                                td { (crate::alerts::alert_count_badge(&h.id, h.open_alerts)) }
                                 td { @for t in &h.tags { span.tag { (t) } " " } }
                                 td.actions { a.button.small href={ "/hosts/" (h.id) "/sources" } { "Run now…" } }
                             }
@@ -636,6 +636,7 @@ mod tests {
                 username: Some("admin".into()),
                 role: Some("admin".into()),
                 csrf_token: Some("t".into()),
+                open_alerts: None,
             },
             &Dashboard {
                 summary: &summary,

@@ -166,6 +166,7 @@ pub(crate) fn chrome(c: &HostChrome<'_>, tab: HostTab) -> Markup {
             p.small {
                 @if let Some(s) = c.settings { (sync_state(s)) " " }
                 @for t in &h.tags { span.tag { (t) } " " }
+                @if h.open_alerts > 0 { " " (crate::alerts::alert_count_badge(&h.id, h.open_alerts)) }
             }
         }
         nav.tabs aria-label="Host sections" {

@@ -6,6 +6,7 @@
 
 use maud::{html, Markup, DOCTYPE};
 
+pub mod alerts;
 pub mod fleet;
 pub mod host;
 pub mod pages;
@@ -26,6 +27,9 @@ pub struct Viewer {
     pub role: Option<String>,
     /// CSRF token for forms on the page (the logout button at least).
     pub csrf_token: Option<String>,
+    /// Unresolved alerts across the fleet, when the page knows them (the navigation shows
+    /// "Alerts (N)").
+    pub open_alerts: Option<i64>,
 }
 
 /// The page frame: head, navigation, main content.
@@ -46,7 +50,12 @@ pub fn layout(title: &str, viewer: &Viewer, body: Markup) -> Markup {
                     @if let Some(name) = &viewer.username {
                         nav aria-label="Main" {
                             a href="/" { "Dashboard" }
+                            a href="/alerts" {
+                                "Alerts"
+                                @if let Some(n) = viewer.open_alerts { " (" span.nav-count.bad[n > 0] { (n) } ")" }
+                            }
                             a href="/audit" { "Audit" }
+                            @if viewer.role.as_deref() == Some("admin") { a href="/settings" { "Settings" } }
                         }
                         div.who {
                             span { (name) @if let Some(r) = &viewer.role { " · " (r) } }

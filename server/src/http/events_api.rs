@@ -172,3 +172,60 @@ pub async fn head(State(state): State<AppState>, _me: CurrentUser) -> Json<Value
     let h = state.store.head();
     Json(json!({ "seq": h.seq, "hash": h.hash }))
 }
+
+/// `GET /api/events/chain`: how far the hash chain is verified, and the head.
+pub async fn chain(State(state): State<AppState>, _me: CurrentUser) -> Json<Value> {
+    let c = state.chain.get();
+    let h = state.store.head();
+    Json(json!({
+        "ok": c.ok,
+        "verified_through": {"seq": c.verified_seq, "hash": c.verified_hash},
+        "head": {"seq": h.seq, "hash": h.hash},
+        "broken_at": c.broken_at,
+        "reason": c.reason,
+        "checked_at": c.checked_at,
+    }))
+}
+
+/// `GET /api/audit/export`: the events an audit filter selects (no paging), as JSON lines
+/// of the exact stored envelopes — evidence that `events verify` can check link by link.
+pub async fn audit_export(
+    State(state): State<AppState>,
+    _me: CurrentUser,
+    AppQuery(q): AppQuery<AuditQuery>,
+) -> Result<axum::response::Response, AppError> {
+    use axum::response::IntoResponse;
+    let query = EventQuery {
+        after: q.after,
+        actor: non_empty(q.actor),
+        event_type: non_empty(q.event_type),
+        host: non_empty(q.host),
+        since: time_param("since", &q.since)?,
+        until: time_param("until", &q.until)?,
+        limit: Some(q.limit.unwrap_or(1_000_000).clamp(1, 1_000_000)),
+        ..Default::default()
+    };
+    let body = state
+        .store
+        .read(move |c| -> Result<Vec<u8>, AppError> {
+            let mut out = Vec::new();
+            for e in query_events(c, &query)? {
+                serde_json::to_writer(&mut out, &e)
+                    .map_err(|e| AppError::Internal(e.to_string()))?;
+                out.push(b'\n');
+            }
+            Ok(out)
+        })
+        .await?;
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "application/x-ndjson"),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                "attachment; filename=\"restic-manager-audit.jsonl\"",
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}

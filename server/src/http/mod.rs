@@ -1,6 +1,7 @@
 //! HTTP: the router, shared state, and the handlers.
 
 pub mod alerts_api;
+pub mod alerts_pages;
 pub mod api;
 pub mod csrf;
 pub mod error;
@@ -55,6 +56,8 @@ pub struct AppState {
     pub shutdown: Shutdown,
     /// Past states of the read models (`?as_of=`).
     pub time_travel: Arc<crate::asof::TimeTravel>,
+    /// How far the hash chain is verified.
+    pub chain: Arc<crate::verifier::ChainStatus>,
 }
 
 /// A shutdown signal many tasks can wait on.
@@ -136,6 +139,8 @@ pub fn router(state: AppState) -> Router {
         .route("/audit", get(events_api::audit))
         .route("/events", get(events_api::events))
         .route("/events/head", get(events_api::head))
+        .route("/events/chain", get(events_api::chain))
+        .route("/audit/export", get(events_api::audit_export))
         .route("/enrollment-tokens", post(hosts_api::mint_token))
         .route("/enrollment-tokens/{id}", get(hosts_api::token_status))
         .route("/agents/enroll", post(hosts_api::enroll))
@@ -323,6 +328,22 @@ pub fn router(state: AppState) -> Router {
             get(pages::add_host_page).post(pages::add_host_form),
         )
         .route("/audit", get(pages::audit_page))
+        .route("/alerts", get(alerts_pages::alerts_page))
+        .route("/alerts/{id}/ack", post(alerts_pages::ack_form))
+        .route("/alerts/{id}/resolve", post(alerts_pages::resolve_form))
+        .route("/settings", get(alerts_pages::settings_page))
+        .route(
+            "/settings/channels",
+            post(alerts_pages::create_channel_form),
+        )
+        .route(
+            "/settings/channels/{id}/test",
+            post(alerts_pages::test_channel_form),
+        )
+        .route(
+            "/settings/channels/{id}/delete",
+            post(alerts_pages::delete_channel_form),
+        )
         .route("/login", get(pages::login_page).post(pages::login_form))
         .route("/setup", post(pages::setup_form))
         .route("/logout", post(pages::logout_form))

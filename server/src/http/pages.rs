@@ -35,6 +35,7 @@ pub fn viewer(state: &AppState, me: &CurrentUser) -> Viewer {
         username: Some(me.user.username.clone()),
         role: Some(me.user.role.clone()),
         csrf_token: Some(state.csrf.token_for(&me.token)),
+        open_alerts: None,
     }
 }
 
@@ -309,6 +310,8 @@ pub async fn home(
         .await?;
     let now = state.clock.now();
     let schedules = super::sources_pages::schedule_cells(digests, now);
+    let mut v = viewer(&state, &me);
+    v.open_alerts = Some(hosts.iter().map(|h| h.open_alerts).sum());
     let page = web::fleet::Dashboard {
         summary: &summary,
         hosts: &hosts,
@@ -316,10 +319,7 @@ pub async fn home(
         head: (head.seq, head.hash),
         schedules: &schedules,
     };
-    Ok(html(
-        StatusCode::OK,
-        web::fleet::dashboard(&viewer(&state, &me), &page),
-    ))
+    Ok(html(StatusCode::OK, web::fleet::dashboard(&v, &page)))
 }
 
 /// Errors and typed values to show again on a host's page.

@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{TestApp, ADMIN_PASSWORD};
+use crate::helpers::{TestApp, ADMIN, ADMIN_PASSWORD};
 
 #[tokio::test]
 async fn audit_filters_and_pages_with_a_cursor() {
@@ -91,4 +91,69 @@ async fn head_and_raw_stream_agree() {
     assert!(none["events"].as_array().unwrap().is_empty());
     assert!(none["next"].is_null());
     app.stop().await;
+}
+
+#[tokio::test]
+async fn the_chain_state_is_published_and_a_filtered_range_exports_as_jsonl() {
+    let app = TestApp::spawn().await;
+    app.bootstrap().await;
+    for i in 0..3 {
+        app.post_csrf(
+            "/api/users",
+            json!({"username": format!("reader{i}"), "password": ADMIN_PASSWORD, "role": "viewer"}),
+        )
+        .await;
+    }
+    let head = app.get_json("/api/events/head").await.1;
+    crate::helpers::wait_until(20, "the chain verified through the head", || async {
+        let (_, c) = app.get_json("/api/events/chain").await;
+        c["ok"] == true && c["verified_through"]["seq"] == head["seq"]
+    })
+    .await;
+    let (_, c) = app.get_json("/api/events/chain").await;
+    assert_eq!(c["verified_through"]["hash"], head["hash"]);
+
+    let r = app
+        .client
+        .get(app.url("/api/audit/export?type=UserCreated"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/x-ndjson");
+    let body = r.text().await.unwrap();
+    let rows: Vec<serde_json::Value> = body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 4, "{body}");
+    assert!(rows
+        .iter()
+        .all(|r| r["event_type"] == "UserCreated" || r["type"] == "UserCreated"));
+    assert!(rows
+        .iter()
+        .all(|r| r["hash"].as_str().is_some_and(|h| h.len() == 64)));
+    let (s, v) = app.get_json("/api/audit/export?since=yesterday").await;
+    assert_eq!(s, 400, "{v}");
+
+    // An edit in the middle: the restarted server says where the chain breaks.
+    let addr = app.addr;
+    let dir = app.stop().await;
+    let c = rusqlite::Connection::open(dir.path().join("restic-manager.db")).unwrap();
+    c.execute_batch("DROP TRIGGER events_no_update").unwrap();
+    c.execute(
+        "UPDATE events SET data = replace(data, 'reader1', 'mallory') WHERE seq = 5",
+        [],
+    )
+    .unwrap();
+    drop(c);
+    let mut app = TestApp::spawn_at(dir, addr, |_| {}).await;
+    app.client = app.login_as(ADMIN, ADMIN_PASSWORD).await;
+    crate::helpers::wait_until(20, "the break to be found", || async {
+        app.get_json("/api/events/chain").await.1["ok"] == false
+    })
+    .await;
+    let (_, c) = app.get_json("/api/events/chain").await;
+    assert_eq!(c["broken_at"], 5, "{c}");
+    assert_eq!(c["verified_through"]["seq"], 4, "{c}");
 }

@@ -1119,3 +1119,239 @@ async fn host_sub_pages_render_and_their_forms_keep_typed_input() {
     agent.kill();
     app.stop().await;
 }
+
+#[tokio::test]
+async fn settings_page_adds_channels_sends_tests_and_is_admin_only() {
+    use axum::routing::post;
+    let app = TestApp::spawn().await;
+    app.bootstrap().await;
+    let c = &app.client;
+    let get = |path: &str| {
+        let url = app.url(path);
+        async move {
+            let r = c.get(url).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let (s, alerts) = get("/alerts").await;
+    assert_eq!(s, 200, "{alerts}");
+    assert!(alerts.contains("No alerts here."));
+    assert_eq!(
+        text_of(&alerts, "nav[aria-label=Main] a[href='/alerts']").as_deref(),
+        Some("Alerts (0)")
+    );
+    assert_eq!(
+        text_of(&alerts, "nav.tabs a[aria-current=page]").as_deref(),
+        Some("Open and acknowledged")
+    );
+    let (s, settings) = get("/settings").await;
+    assert_eq!(s, 200, "{settings}");
+    assert!(settings.contains("No channels yet"));
+    let csrf = hidden_csrf(&settings);
+
+    // Forms without the CSRF token are refused.
+    let url = app.url("/settings/channels");
+    let fields = [("kind", "webhook"), ("name", "hooky"), ("webhook_url", "x")];
+    assert_eq!(post_form(c, url.clone(), None, &fields).await.0, 403);
+    assert_eq!(
+        post_form(c, url.clone(), Some("forged"), &fields).await.0,
+        403
+    );
+    assert_eq!(
+        post_form(c, app.url("/alerts/nope/ack"), None, &[]).await.0,
+        403
+    );
+
+    // An invalid channel comes back with the message, the name kept, the secret not.
+    let (s, _, page) = post_form(
+        c,
+        url.clone(),
+        Some(&csrf),
+        &[
+            ("kind", "webhook"),
+            ("name", "typed-name"),
+            ("webhook_url", "ftp://nope"),
+            ("secret", "never-echoed-secret"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 400, "{page}");
+    assert!(text_of(&page, "#f-webhook_url-error")
+        .unwrap()
+        .contains("http://"));
+    assert_eq!(
+        attr_of(&page, "#f-name", "value").as_deref(),
+        Some("typed-name")
+    );
+    assert!(!page.contains("never-echoed-secret"));
+    let (s, _, page) = post_form(
+        c,
+        url.clone(),
+        Some(&csrf),
+        &[("kind", "email"), ("name", "mail"), ("smtp_port", "x")],
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(text_of(&page, "#f-smtp_port-error").is_some());
+
+    // A webhook channel pointing at a local receiver; "Send test" delivers to it.
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let hook = axum::Router::new().route("/hook", post(|| async { "ok" }));
+    tokio::spawn(async move { axum::serve(l, hook).await.unwrap() });
+    let hook_url = format!("http://{addr}/hook");
+    let (s, location, _) = post_form(
+        c,
+        url.clone(),
+        Some(&csrf),
+        &[
+            ("kind", "webhook"),
+            ("name", "hooky"),
+            ("webhook_url", hook_url.as_str()),
+            ("secret", "s3cret-value"),
+            ("alert_kinds", "backup_failed"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 303);
+    assert_eq!(location, "/settings?done=channel-created");
+    let (_, settings) = get(&location).await;
+    assert!(settings.contains("Channel added."));
+    assert!(settings.contains(&hook_url));
+    assert!(!settings.contains("s3cret-value"));
+    let test_action = attr_of(&settings, "form[action$='/test']", "action").unwrap();
+    let (s, location, _) = post_form(c, app.url(&test_action), Some(&csrf), &[]).await;
+    assert_eq!(s, 303);
+    assert!(
+        location.starts_with("/settings?done=test-queued"),
+        "{location}"
+    );
+    let (_, settings) = get(&location).await;
+    assert!(settings.contains("Test notification queued"));
+    let state = text_of(&settings, "#deliveries .badge.delivery").unwrap();
+    assert!(
+        ["queued", "retrying", "delivered"].contains(&state.as_str()),
+        "{state}"
+    );
+    assert!(text_of(&settings, "#deliveries tbody")
+        .unwrap()
+        .contains("hooky"));
+    crate::helpers::wait_until(20, "the test delivery", || async {
+        let (_, p) = get("/settings").await;
+        text_of(&p, "#deliveries .badge.delivery").as_deref() == Some("delivered")
+    })
+    .await;
+
+    // Delete.
+    let delete_action = attr_of(&settings, "form[action$='/delete']", "action").unwrap();
+    let (s, location, _) = post_form(c, app.url(&delete_action), Some(&csrf), &[]).await;
+    assert_eq!(
+        (s, location.as_str()),
+        (303, "/settings?done=channel-deleted")
+    );
+    assert!(get("/settings").await.1.contains("No channels yet"));
+
+    // Operators see alerts but not settings.
+    let (s, _) = app
+        .send_csrf(
+            reqwest::Method::POST,
+            "/api/users",
+            serde_json::json!({"username": "operator1", "password": "Operator-Password-1", "role": "operator"}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let op = app.login_as("operator1", "Operator-Password-1").await;
+    let r = op.get(app.url("/settings")).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r.text().await.unwrap().contains("Not allowed"));
+    let r = op.get(app.url("/alerts")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let page = r.text().await.unwrap();
+    assert!(!page.contains("href=\"/settings\""));
+    let op_csrf = hidden_csrf(&page);
+    let (s, _, _) = post_form(
+        &op,
+        app.url("/settings/channels"),
+        Some(&op_csrf),
+        &[
+            ("kind", "webhook"),
+            ("name", "x"),
+            ("webhook_url", "http://a/"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 403);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_offline_agent_alert_is_counted_acknowledged_and_resolved_from_the_page() {
+    use crate::helpers::{wait_until, Agent};
+    let app = TestApp::spawn_with(|c| c.offline_after_secs = 2).await;
+    app.bootstrap().await;
+    let (mut agent, host_id) = Agent::enrolled(&app, "alerted-1").await;
+    agent.start();
+    app.wait_status(&host_id, "online", 20).await;
+    agent.kill();
+    app.wait_status(&host_id, "offline", 20).await;
+    wait_until(20, "an agent_offline alert", || async {
+        let (_, v) = app.get_json(&format!("/api/alerts?host={host_id}")).await;
+        v["alerts"].as_array().is_some_and(|a| !a.is_empty())
+    })
+    .await;
+    let c = &app.client;
+    let get = |path: String| {
+        let url = app.url(&path);
+        async move { c.get(url).send().await.unwrap().text().await.unwrap() }
+    };
+    let badge_href = format!("/alerts?state=active&host={host_id}");
+    let home = get("/".into()).await;
+    assert_eq!(
+        attr_of(&home, "tr.row-link a.alert-count", "href").as_deref(),
+        Some(badge_href.as_str())
+    );
+    assert_eq!(
+        text_of(&home, "nav[aria-label=Main] a[href='/alerts']").as_deref(),
+        Some("Alerts (1)")
+    );
+    let host_page = get(format!("/hosts/{host_id}/jobs")).await;
+    assert!(text_of(&host_page, "header.host-head a.alert-count")
+        .unwrap()
+        .contains("1 open alert"));
+
+    let list = get(badge_href.clone()).await;
+    assert_eq!(
+        attr_of(&list, "tr.row-link a.row-anchor", "href"),
+        Some(format!("/hosts/{host_id}"))
+    );
+    assert!(text_of(&list, "tr.row-link")
+        .unwrap()
+        .contains("agent_offline"));
+    let csrf = hidden_csrf(&list);
+    let ack = attr_of(&list, "form[action$='/ack']", "action").unwrap();
+    let (s, location, _) = post_form(
+        c,
+        app.url(&ack),
+        Some(&csrf),
+        &[("state", "active"), ("host", host_id.as_str())],
+    )
+    .await;
+    assert_eq!(s, 303);
+    assert!(location.contains("done=acknowledged"), "{location}");
+    let list = get(location).await;
+    assert!(list.contains("Alert acknowledged"));
+    assert!(text_of(&list, "tr.row-link")
+        .unwrap()
+        .contains("acknowledged"));
+    assert!(attr_of(&list, "form[action$='/ack']", "action").is_none());
+    let resolve = attr_of(&list, "form[action$='/resolve']", "action").unwrap();
+    let (s, location, _) = post_form(c, app.url(&resolve), Some(&csrf), &[]).await;
+    assert_eq!(s, 303);
+    assert!(location.starts_with("/alerts?state=active"), "{location}");
+    let resolved = get("/alerts?state=resolved".into()).await;
+    assert!(text_of(&resolved, "tr.row-link")
+        .unwrap()
+        .contains("resolved"));
+    agent.kill();
+    app.stop().await;
+}
