@@ -10,11 +10,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::DomainError;
 pub use crate::alerts::{
     AlertAcknowledged, AlertRaised, AlertResolved, ChannelDeleted, ChannelSaved,
     NotificationAttempted, NotificationQueued,
 };
+use crate::error::DomainError;
 pub use crate::hosts::{
     EnrollmentTokenIssued, HostCameOnline, HostDeleted, HostEnrolled, HostWentOffline,
     RepoCredentialsApplied, RepoCredentialsChanged,

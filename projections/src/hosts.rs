@@ -104,8 +104,10 @@ impl Projection for HostsProjection {
                 .execute(params![r.host_id, r.snapshots.len() as i64, r.repo_size_bytes.map(|s| s as i64)])?;
             }
             Event::AlertRaised(a) => {
-                conn.prepare_cached("UPDATE hosts SET open_alerts = open_alerts + 1 WHERE id = ?1")?
-                    .execute([&a.host_id])?;
+                conn.prepare_cached(
+                    "UPDATE hosts SET open_alerts = open_alerts + 1 WHERE id = ?1",
+                )?
+                .execute([&a.host_id])?;
             }
             // Decisions resolve only unresolved alerts, so each resolve undoes one raise.
             Event::AlertResolved(a) => {

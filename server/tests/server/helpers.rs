@@ -148,7 +148,12 @@ impl TestApp {
     }
 
     /// Any method with the CSRF header; `body` `Null` sends no body.
-    pub async fn send_csrf(&self, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {
+    pub async fn send_csrf(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Value,
+    ) -> (u16, Value) {
         let csrf = self.csrf().await;
         let mut req = self
             .client

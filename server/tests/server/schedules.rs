@@ -741,7 +741,10 @@ async fn a_schedule_fires_a_real_backup_with_the_groups_paths_excludes_and_tag()
     assert_eq!(s, 201, "{broken}");
     let (_, v) = post(
         &app,
-        &format!("/api/hosts/{host}/source-groups/{}/run", broken["id"].as_str().unwrap()),
+        &format!(
+            "/api/hosts/{host}/source-groups/{}/run",
+            broken["id"].as_str().unwrap()
+        ),
         Value::Null,
     )
     .await;
@@ -749,9 +752,10 @@ async fn a_schedule_fires_a_real_backup_with_the_groups_paths_excludes_and_tag()
     assert_eq!(failed["status"], "failed", "{failed}");
     wait_until(20, "the backup_failed alert", || async {
         let (_, v) = app.get_json(&format!("/api/alerts?host={host}")).await;
-        v["alerts"]
-            .as_array()
-            .is_some_and(|a| a.iter().any(|x| x["kind"] == "backup_failed" && x["job_id"] == failed["id"]))
+        v["alerts"].as_array().is_some_and(|a| {
+            a.iter()
+                .any(|x| x["kind"] == "backup_failed" && x["job_id"] == failed["id"])
+        })
     })
     .await;
 
