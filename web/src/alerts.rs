@@ -125,7 +125,6 @@ pub fn alerts_page(viewer: &Viewer, p: &AlertsPage<'_>) -> Markup {
                     p.muted { "Host " a href={ "/hosts/" (h) } { (hostname(h)) } " · " a href=(alerts_href(p.filter, None)) { "all hosts" } }
                 }
             }
-            @if let Some(seq) = p.as_of { p.warning { "As of event " (seq) ": a past view, read only." } }
             @if let Some(n) = p.notice { p.notice role="status" { (n) } }
             nav.tabs aria-label="Alert states" {
                 @for (f, label) in ALERT_FILTERS {

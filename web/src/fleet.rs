@@ -141,7 +141,7 @@ pub fn dashboard(viewer: &Viewer, d: &Dashboard<'_>) -> Markup {
         html! {
             div.page-head {
                 h1 { "Fleet" }
-                a.button.primary href="/hosts/new" { "Add host" }
+                @if !viewer.in_past() { a.button.primary href="/hosts/new" { "Add host" } }
             }
             section.tiles aria-label="Fleet summary" {
                 div.tile { span.num { (s.hosts) } span.label { "hosts" } }
@@ -154,7 +154,7 @@ pub fn dashboard(viewer: &Viewer, d: &Dashboard<'_>) -> Markup {
                 section.card.empty {
                     h2 { "No hosts yet" }
                     p { "Add a host: you get a one-line install command to run on it. The agent dials out to this server, so the host needs no open port." }
-                    p { a.button.primary href="/hosts/new" { "Add your first host" } }
+                    @if !viewer.in_past() { p { a.button.primary href="/hosts/new" { "Add your first host" } } }
                 }
             } @else {
                 table.hosts {
@@ -182,7 +182,9 @@ pub fn dashboard(viewer: &Viewer, d: &Dashboard<'_>) -> Markup {
                                 td { (h.snapshot_count) }
                                 td { (crate::alerts::alert_count_badge(&h.id, h.open_alerts)) }
                                 td { @for t in &h.tags { span.tag { (t) } " " } }
-                                td.actions { a.button.small href={ "/hosts/" (h.id) "/sources" } { "Run now…" } }
+                                td.actions {
+                                    @if !viewer.in_past() { a.button.small href={ "/hosts/" (h.id) "/sources" } { "Run now…" } }
+                                }
                             }
                         }
                     }
@@ -207,6 +209,8 @@ pub struct HostPage<'a> {
     pub snapshots: &'a [SnapshotView],
     /// Its jobs, newest first.
     pub jobs: &'a [Job],
+    /// The snapshots forget removed, newest removal first, with why.
+    pub removed: &'a [projections::history::Removal],
     /// Now.
     pub now: Timestamp,
     /// Whether the viewer may run jobs and delete the host.
@@ -318,6 +322,7 @@ pub fn host_page(viewer: &Viewer, p: &HostPage<'_>) -> Markup {
                     }
                 }
             }
+            (removed_snapshots(p))
             section.card {
                 div.page-head {
                     h2 #jobs { "Recent jobs" }
@@ -348,6 +353,61 @@ pub fn host_page(viewer: &Viewer, p: &HostPage<'_>) -> Markup {
             }
         },
     )
+}
+
+/// A forget's retention policy in words.
+fn describe_retention(v: &serde_json::Value) -> String {
+    match serde_json::from_value::<domain::sources::RetentionPolicy>(v.clone()) {
+        Ok(p) => p.describe(),
+        Err(_) => v.to_string(),
+    }
+}
+
+/// "Removed snapshots": per snapshot forget removed, the forget job and the policy version
+/// that removed it, who set that policy and when (its event in the audit log).
+fn removed_snapshots(p: &HostPage<'_>) -> Markup {
+    let group_name = |gid: &Option<String>| -> Option<String> {
+        let gid = gid.as_ref()?;
+        Some(
+            p.groups
+                .iter()
+                .find(|g| &g.group.id == gid)
+                .map(|g| g.group.name.clone())
+                .unwrap_or_else(|| gid.clone()),
+        )
+    };
+    html! {
+        section.card #removed-snapshots {
+            h2 { "Removed snapshots" }
+            @if p.removed.is_empty() {
+                p.muted { "Forget has removed no snapshot of this host." }
+            } @else {
+                table.removed {
+                    thead { tr { th scope="col" { "Snapshot" } th scope="col" { "Removed" } th scope="col" { "Why" } } }
+                    tbody {
+                        @for r in p.removed {
+                            tr {
+                                td { code title=(r.snapshot_id) { (r.snapshot_id.chars().take(8).collect::<String>()) } }
+                                td { time datetime=(r.removed_at) { (crate::host::short_time(&r.removed_at)) } }
+                                td.why {
+                                    "removed by forget job " a href={ "/jobs/" (r.job_id) } { code { (r.job_id.chars().take(8).collect::<String>()) } }
+                                    " (started by " code { (r.forget_actor) } ")"
+                                    @if let Some(g) = group_name(&r.group_id) { " for group " strong { (g) } }
+                                    ", policy "
+                                    @match r.policy_seq {
+                                        Some(seq) => a.policy href={ "/audit?after=" (seq - 1) "&limit=1" } { (describe_retention(&r.retention)) }
+                                        None => span { (describe_retention(&r.retention)) }
+                                    }
+                                    @if let Some(actor) = &r.policy_actor { " set by " code { (actor) } }
+                                    @if let Some(at) = &r.policy_changed_at { " at " time datetime=(at) { (crate::host::short_time(at)) } }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// What a job's page shows.
@@ -499,6 +559,25 @@ pub struct AuditRow {
     pub occurred_at: String,
     /// The payload, pretty JSON.
     pub data: String,
+    /// The host it concerns, if any (its timeline: `/audit?host=`).
+    pub host_id: Option<String>,
+    /// The job it concerns, if any (`/jobs/{id}`).
+    pub job_id: Option<String>,
+}
+
+/// What the chain verifier knows, for the audit page's banner.
+#[derive(Default)]
+pub struct ChainBanner {
+    /// Every row up to here links correctly.
+    pub verified_seq: i64,
+    /// The hash at `verified_seq`.
+    pub verified_hash: String,
+    /// False once a broken link was found.
+    pub ok: bool,
+    /// The first bad seq, when broken.
+    pub broken_at: Option<i64>,
+    /// Why it is broken.
+    pub reason: Option<String>,
 }
 
 /// The audit page.
@@ -522,6 +601,66 @@ pub struct AuditPage {
     pub next_href: Option<String>,
     /// Chain head (seq, hash).
     pub head: (i64, String),
+    /// The verifier's state.
+    pub chain: ChainBanner,
+    /// This page with its filters, without `as_of` (where the time slider navigates).
+    pub self_href: String,
+    /// The export of the filtered range (`/api/audit/export?…`).
+    pub export_href: String,
+    /// The seq a past view shows (the slider's position).
+    pub as_of: Option<i64>,
+}
+
+fn hash_prefix(h: &str) -> &str {
+    &h[..h.len().min(12)]
+}
+
+/// The chain banner: verified through, head, or red when a link is broken.
+fn chain_banner(p: &AuditPage) -> Markup {
+    let c = &p.chain;
+    html! {
+        @if c.ok {
+            p.chain-banner.ok role="status" {
+                "Chain verified through seq " (c.verified_seq)
+                " · head " (p.head.0) " " code.hash title=(p.head.1) { (hash_prefix(&p.head.1)) }
+            }
+        } @else {
+            p.chain-banner.broken.error role="alert" {
+                strong { "Chain broken at seq " (c.broken_at.map(|s| s.to_string()).unwrap_or_else(|| "?".into())) }
+                @if let Some(r) = &c.reason { ": " (r) }
+                " · verified through seq " (c.verified_seq)
+                " · head " (p.head.0) " " code.hash title=(p.head.1) { (hash_prefix(&p.head.1)) }
+            }
+        }
+    }
+}
+
+/// The time slider: moves the whole UI's `as_of` (app.js navigates on change).
+fn time_slider(p: &AuditPage) -> Markup {
+    let max = p.head.0.max(1);
+    let at = p.as_of.unwrap_or(max).clamp(1, max);
+    html! {
+        div.time-travel data-as-of-href=(p.self_href) {
+            label for="as-of-seq" { "View the fleet as of seq " output #as-of-seq-value for="as-of-seq" { (at) } }
+            input #as-of-seq type="range" min="1" max=(max) step="1" value=(at);
+            label for="as-of-time" { "or as of a time" }
+            input #as-of-time type="datetime-local" step="1";
+        }
+    }
+}
+
+/// Percent-encodes a query value.
+fn urlencode(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b':' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
 }
 
 /// `/audit`: the event log as a table, filterable, paged, each row expandable to its JSON.
@@ -537,7 +676,10 @@ pub fn audit_page(viewer: &Viewer, p: &AuditPage) -> Markup {
         viewer,
         html! {
             h1 { "Audit log" }
+            (chain_banner(p))
             p.muted.small { "The event log itself, filtered. Head " code.hash { (p.head.0) ":" (p.head.1) } }
+            (time_slider(p))
+            p { a.export href=(p.export_href) download { "Export this range (JSONL)" } }
             form.filters method="get" action="/audit" {
                 (crate::optional_field("Actor (user:…, agent:…, system:…)", "actor", &p.actor, err("actor")))
                 (crate::optional_field("Type", "type", &p.event_type, err("type")))
@@ -562,8 +704,12 @@ pub fn audit_page(viewer: &Viewer, p: &AuditPage) -> Markup {
                                         pre.json { (r.data) }
                                     }
                                 }
-                                td { code { (r.actor) } }
-                                td { code { (r.stream) } }
+                                td { a.timeline href={ "/audit?actor=" (urlencode(&r.actor)) } { code { (r.actor) } } }
+                                td {
+                                    code { (r.stream) }
+                                    @if let Some(h) = &r.host_id { " " a.timeline href={ "/audit?host=" (urlencode(h)) } { "host timeline" } }
+                                    @if let Some(j) = &r.job_id { " " a.timeline href={ "/jobs/" (urlencode(j)) } { "job" } }
+                                }
                             }
                         }
                     }
@@ -637,6 +783,7 @@ mod tests {
                 role: Some("admin".into()),
                 csrf_token: Some("t".into()),
                 open_alerts: None,
+                as_of: None,
             },
             &Dashboard {
                 summary: &summary,

@@ -640,6 +640,13 @@ pub fn group_form(viewer: &Viewer, p: &GroupFormPage<'_>) -> Markup {
                         (Input { name: "keep_within", label: "Keep everything within", value: t.get("keep_within"),
                             error: e.get("keep_within"), placeholder: Some("e.g. 30d"),
                             hint: Some("A restic duration: 30d, 12h, 1y6m (units y, m, d, h)."), ..Default::default() }.render())
+                        @if let (Some(gid), false) = (p.group_id, viewer.in_past()) {
+                            div.what-if data-what-if={ "/api/hosts/" (h.id) "/source-groups/" (gid) "/what-if" } data-csrf=(p.csrf) {
+                                button #preview-retention type="button" { "Preview retention" }
+                                span.hint { " Which of this group's snapshots these rules would keep and remove, with restic's reasons — nothing is saved." }
+                                div #what-if-result aria-live="polite" {}
+                            }
+                        }
                     }
                     fieldset.keep {
                         legend { "When a run cannot happen or fails" }

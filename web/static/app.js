@@ -129,3 +129,92 @@ document.addEventListener("submit", function (ev) {
   var f = ev.target;
   if (f && f.dataset && f.dataset.confirm && !window.confirm(f.dataset.confirm)) ev.preventDefault();
 });
+
+// The time slider (audit page): moves the whole UI's as_of. <div data-as-of-href="/audit?…">
+// holds a range over seqs and a datetime input; changing either navigates with ?as_of=.
+(function () {
+  var box = document.querySelector("[data-as-of-href]");
+  if (!box) return;
+  var base = box.dataset.asOfHref;
+  function go(v) {
+    location.href = base + (base.indexOf("?") < 0 ? "?" : "&") + "as_of=" + encodeURIComponent(v);
+  }
+  var range = document.getElementById("as-of-seq");
+  var shown = document.getElementById("as-of-seq-value");
+  if (range) {
+    range.addEventListener("input", function () { if (shown) shown.textContent = range.value; });
+    range.addEventListener("change", function () { go(range.value); });
+  }
+  var when = document.getElementById("as-of-time");
+  if (when) {
+    when.addEventListener("change", function () {
+      var d = new Date(when.value);
+      if (!isNaN(d.getTime())) go(d.toISOString().replace(/\.\d{3}Z$/, "Z"));
+    });
+  }
+})();
+
+// Retention preview (group editor): posts the typed keep-rules to the what-if API and lists
+// which snapshots they would keep and remove, with restic's reasons. Nothing is saved.
+(function () {
+  var box = document.querySelector("[data-what-if]");
+  if (!box) return;
+  var button = document.getElementById("preview-retention");
+  var out = document.getElementById("what-if-result");
+  var form = box.closest("form");
+  function el(tag, text, cls) {
+    var e = document.createElement(tag);
+    if (text !== undefined) e.textContent = text;
+    if (cls) e.className = cls;
+    return e;
+  }
+  function policy() {
+    var p = {};
+    ["keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly"].forEach(function (k) {
+      var f = form && form.elements[k];
+      if (f && f.value.trim() !== "") p[k] = parseInt(f.value, 10);
+    });
+    var w = form && form.elements.keep_within;
+    if (w && w.value.trim() !== "") p.keep_within = w.value.trim();
+    return p;
+  }
+  function row(d, kept) {
+    var tr = el("tr", undefined, kept ? "keep" : "remove");
+    tr.appendChild(el("td", d.short_id));
+    tr.appendChild(el("td", d.time));
+    tr.appendChild(el("td", kept ? "keep" : "remove"));
+    tr.appendChild(el("td", (d.reasons || []).join(", ")));
+    return tr;
+  }
+  button.addEventListener("click", function () {
+    out.textContent = "Working it out…";
+    fetch(box.dataset.whatIf, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": box.dataset.csrf },
+      body: JSON.stringify({ retention_policy: policy() })
+    })
+      .then(function (r) { return r.json().then(function (j) { return { ok: r.ok, j: j }; }); })
+      .then(function (res) {
+        out.textContent = "";
+        if (!res.ok) {
+          out.appendChild(el("p", (res.j.error && res.j.error.message) || "The preview failed.", "error"));
+          return;
+        }
+        var j = res.j;
+        out.appendChild(el("p", j.description + ": " + j.keep_count + " kept, " + j.remove_count + " removed."));
+        var table = el("table", undefined, "what-if-table");
+        var head = el("tr");
+        ["Snapshot", "Time", "Decision", "Why"].forEach(function (h) { head.appendChild(el("th", h)); });
+        table.appendChild(el("thead")).appendChild(head);
+        var body = el("tbody");
+        (j.groups || []).forEach(function (g) {
+          (g.keep || []).forEach(function (d) { body.appendChild(row(d, true)); });
+          (g.remove || []).forEach(function (d) { body.appendChild(row(d, false)); });
+        });
+        table.appendChild(body);
+        out.appendChild(table);
+      })
+      .catch(function (e) { out.textContent = "The preview failed: " + e; });
+  });
+})();

@@ -118,7 +118,8 @@ async fn render_alerts(
             Ok((alerts, hostnames))
         })
         .await?;
-    let v = viewer_with_alerts(state, me).await?;
+    let mut v = viewer_with_alerts(state, me).await?;
+    v.as_of = super::pages::as_of_view(state, seq, "/alerts", q).await?;
     let csrf = state.csrf.token_for(&me.token);
     let page = web::alerts::AlertsPage {
         alerts: &alerts,

@@ -36,7 +36,82 @@ pub fn viewer(state: &AppState, me: &CurrentUser) -> Viewer {
         role: Some(me.user.role.clone()),
         csrf_token: Some(state.csrf.token_for(&me.token)),
         open_alerts: None,
+        as_of: None,
     }
+}
+
+/// The `as_of` of a page's query (an empty one counts as absent).
+pub(crate) fn as_of_param(q: Option<&str>) -> Option<String> {
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(q.unwrap_or("")).unwrap_or_default();
+    pairs
+        .into_iter()
+        .find(|(k, _)| k == "as_of")
+        .map(|(_, v)| v)
+        .filter(|v| !v.trim().is_empty())
+}
+
+/// The page's query without `as_of` (and without one-shot notices such as `done`).
+pub(crate) fn query_without_as_of(q: Option<&str>) -> Vec<(String, String)> {
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(q.unwrap_or("")).unwrap_or_default();
+    pairs
+        .into_iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "as_of" | "done" | "saved"))
+        .collect()
+}
+
+/// The past view a page read at `seq` (None: the live page). `path` and `q` are the page's
+/// address, for the banner's "back to now" link.
+pub(crate) async fn as_of_view(
+    state: &AppState,
+    seq: Option<i64>,
+    path: &str,
+    q: Option<&str>,
+) -> Result<Option<web::AsOfView>, AppError> {
+    let Some(seq) = seq else {
+        return Ok(None);
+    };
+    let at = state
+        .store
+        .read(move |c| -> Result<Option<String>, AppError> {
+            use rusqlite::OptionalExtension;
+            Ok(c.query_row(
+                "SELECT occurred_at FROM events WHERE seq = ?1",
+                [seq],
+                |r| r.get(0),
+            )
+            .optional()?)
+        })
+        .await?;
+    let rest = query_without_as_of(q);
+    let now_href = if rest.is_empty() {
+        path.to_string()
+    } else {
+        format!(
+            "{path}?{}",
+            serde_urlencoded::to_string(rest).unwrap_or_default()
+        )
+    };
+    Ok(Some(web::AsOfView { seq, at, now_href }))
+}
+
+/// The viewer of a page read at `seq` (the banner and read-only rendering in the past).
+pub(crate) async fn page_viewer(
+    state: &AppState,
+    me: &CurrentUser,
+    seq: Option<i64>,
+    path: &str,
+    q: Option<&str>,
+) -> Result<Viewer, AppError> {
+    let mut v = viewer(state, me);
+    v.as_of = as_of_view(state, seq, path, q).await?;
+    Ok(v)
+}
+
+/// A page's failure as an HTML page (a bad `as_of` is a 400 with its message).
+fn page_failure(state: &AppState, me: &CurrentUser, r: Result<Response, AppError>) -> Response {
+    r.unwrap_or_else(|e| super::sources_pages::error_response(state, me, e))
 }
 
 /// The embedded stylesheet.
@@ -63,19 +138,29 @@ pub async fn app_script() -> Response {
         .into_response()
 }
 
-/// `/jobs/{id}`.
+/// `/jobs/{id}` *(as_of)*.
 pub async fn job_page(
     State(state): State<AppState>,
     MaybeUser(me): MaybeUser,
     axum::extract::Path(id): axum::extract::Path<String>,
+    axum::extract::RawQuery(q): axum::extract::RawQuery,
 ) -> Result<Response, AppError> {
     let Some(me) = me else {
         return Ok(Redirect::to("/login").into_response());
     };
-    let v = viewer(&state, &me);
-    let found = state
-        .store
-        .read(move |c| -> Result<_, AppError> {
+    let r = render_job(&state, &me, id, q.as_deref()).await;
+    Ok(page_failure(&state, &me, r))
+}
+
+async fn render_job(
+    state: &AppState,
+    me: &CurrentUser,
+    id: String,
+    q: Option<&str>,
+) -> Result<Response, AppError> {
+    let path = format!("/jobs/{id}");
+    let (found, seq) = state
+        .read_as_of(as_of_param(q).as_deref(), move |c| -> Result<_, AppError> {
             let Some(job) = projections::jobs::get(c, &id)? else {
                 return Ok(None);
             };
@@ -86,6 +171,7 @@ pub async fn job_page(
             Ok(Some((job, hostname, lines)))
         })
         .await?;
+    let v = page_viewer(state, me, seq, &path, q).await?;
     let Some((job, hostname, lines)) = found else {
         return Ok(html(
             StatusCode::NOT_FOUND,
@@ -205,7 +291,8 @@ pub async fn add_host_form(
     }
 }
 
-/// `/audit`: the event log, filtered and paged.
+/// `/audit` *(as_of)*: the event log, filtered and paged, with the chain's state, a time
+/// slider that moves the whole UI's `as_of`, and an export of the filtered range.
 pub async fn audit_page(
     State(state): State<AppState>,
     MaybeUser(me): MaybeUser,
@@ -214,28 +301,101 @@ pub async fn audit_page(
     let Some(me) = me else {
         return Ok(Redirect::to("/login").into_response());
     };
-    let v = viewer(&state, &me);
+    let r = render_audit(&state, &me, raw.as_deref()).await;
+    Ok(page_failure(&state, &me, r))
+}
+
+/// The host and job an event concerns, from its stream or its data.
+fn event_subjects(stream: &str, data: &serde_json::Value) -> (Option<String>, Option<String>) {
+    let field = |k: &str| data.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    let host = stream
+        .strip_prefix("host-")
+        .map(str::to_string)
+        .or_else(|| field("host_id"));
+    let job = stream
+        .strip_prefix("job-")
+        .map(str::to_string)
+        .or_else(|| field("job_id"));
+    (host, job)
+}
+
+async fn render_audit(
+    state: &AppState,
+    me: &CurrentUser,
+    raw: Option<&str>,
+) -> Result<Response, AppError> {
+    let as_of = as_of_param(raw);
+    let seq = match as_of {
+        Some(a) => Some(
+            state
+                .store
+                .read(move |c| -> Result<_, AppError> { Ok(crate::asof::resolve(c, &a)?) })
+                .await?
+                .map_err(|m| AppError::bad_request("invalid_query", m))?,
+        ),
+        None => None,
+    };
+    let v = page_viewer(state, me, seq, "/audit", raw).await?;
+    let rest = query_without_as_of(raw);
     let q: super::events_api::AuditQuery =
-        serde_urlencoded::from_str(raw.as_deref().unwrap_or("")).unwrap_or_default();
+        serde_urlencoded::from_str(&serde_urlencoded::to_string(&rest).unwrap_or_default())
+            .unwrap_or_default();
+    let filters = |q: &super::events_api::AuditQuery, after: Option<i64>| -> String {
+        let pairs: Vec<(&str, String)> = [
+            ("actor", q.actor.clone()),
+            ("type", q.event_type.clone()),
+            ("host", q.host.clone()),
+            ("since", q.since.clone()),
+            ("until", q.until.clone()),
+            ("after", after.map(|a| a.to_string())),
+            ("limit", q.limit.map(|l| l.to_string())),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.filter(|v| !v.is_empty()).map(|v| (k, v)))
+        .collect();
+        serde_urlencoded::to_string(pairs).unwrap_or_default()
+    };
+    let with_query = |path: &str, query: String| {
+        if query.is_empty() {
+            path.to_string()
+        } else {
+            format!("{path}?{query}")
+        }
+    };
+    let chain = state.chain.get();
     let mut page = web::fleet::AuditPage {
         actor: q.actor.clone().unwrap_or_default(),
         event_type: q.event_type.clone().unwrap_or_default(),
         host: q.host.clone().unwrap_or_default(),
         since: q.since.clone().unwrap_or_default(),
         until: q.until.clone().unwrap_or_default(),
+        chain: web::fleet::ChainBanner {
+            verified_seq: chain.verified_seq,
+            verified_hash: chain.verified_hash,
+            ok: chain.ok,
+            broken_at: chain.broken_at,
+            reason: chain.reason,
+        },
+        self_href: with_query("/audit", filters(&q, q.after)),
+        export_href: with_query("/api/audit/export", filters(&q, q.after)),
+        as_of: seq,
         ..Default::default()
     };
     let head = crate::store::EventLog::head(&state.store);
     page.head = (head.seq, head.hash);
-    match super::events_api::audit_events(&state, q.clone()).await {
+    match super::events_api::audit_events(state, q.clone()).await {
         Ok((events, limit)) => {
             let full = events.len() == limit;
             let last = events.last().map(|e| e.seq);
             page.rows = events
                 .into_iter()
+                .filter(|e| seq.is_none_or(|s| e.seq <= s))
                 .map(|e| {
                     let view = super::events_api::EventView::from_recorded(e);
                     let (seq, t, stream, actor, at) = view.parts();
+                    let data: serde_json::Value =
+                        serde_json::from_str(&view.pretty_data()).unwrap_or_default();
+                    let (host_id, job_id) = event_subjects(stream, &data);
                     web::fleet::AuditRow {
                         seq,
                         event_type: t.to_string(),
@@ -243,28 +403,14 @@ pub async fn audit_page(
                         actor: actor.to_string(),
                         occurred_at: at.to_string(),
                         data: view.pretty_data(),
+                        host_id,
+                        job_id,
                     }
                 })
                 .collect();
-            if let (true, Some(last)) = (full, last) {
-                let mut next = q;
-                next.after = Some(last);
-                let pairs: Vec<(&str, String)> = [
-                    ("actor", next.actor),
-                    ("type", next.event_type),
-                    ("host", next.host),
-                    ("since", next.since),
-                    ("until", next.until),
-                    ("after", next.after.map(|a| a.to_string())),
-                    ("limit", next.limit.map(|l| l.to_string())),
-                ]
-                .into_iter()
-                .filter_map(|(k, v)| v.filter(|v| !v.is_empty()).map(|v| (k, v)))
-                .collect();
-                page.next_href = Some(format!(
-                    "/audit?{}",
-                    serde_urlencoded::to_string(pairs).unwrap_or_default()
-                ));
+            let past_end = matches!((seq, last), (Some(s), Some(l)) if l >= s);
+            if let (true, false, Some(last)) = (full, past_end, last) {
+                page.next_href = Some(with_query("/audit", filters(&q, Some(last))));
             }
             Ok(html(StatusCode::OK, web::fleet::audit_page(&v, &page)))
         }
@@ -289,18 +435,26 @@ pub async fn not_found(State(state): State<AppState>, MaybeUser(me): MaybeUser) 
     )
 }
 
-/// `/`: the dashboard, or a redirect to `/login`.
+/// `/` *(as_of)*: the dashboard, or a redirect to `/login`.
 pub async fn home(
     State(state): State<AppState>,
     MaybeUser(me): MaybeUser,
+    axum::extract::RawQuery(q): axum::extract::RawQuery,
 ) -> Result<Response, AppError> {
     let Some(me) = me else {
         return Ok(Redirect::to("/login").into_response());
     };
-    let head = crate::store::EventLog::head(&state.store);
-    let (summary, hosts, digests) = state
-        .store
-        .read(|c| -> Result<_, AppError> {
+    let r = render_home(&state, &me, q.as_deref()).await;
+    Ok(page_failure(&state, &me, r))
+}
+
+async fn render_home(
+    state: &AppState,
+    me: &CurrentUser,
+    q: Option<&str>,
+) -> Result<Response, AppError> {
+    let ((summary, hosts, digests), seq) = state
+        .read_as_of(as_of_param(q).as_deref(), |c| -> Result<_, AppError> {
             Ok((
                 projections::hosts::summary(c)?,
                 projections::hosts::list(c)?,
@@ -308,15 +462,38 @@ pub async fn home(
             ))
         })
         .await?;
+    let head = match seq {
+        // The past view's own position in the log.
+        Some(seq) => {
+            let h = state
+                .store
+                .read(move |c| -> Result<String, AppError> {
+                    use rusqlite::OptionalExtension;
+                    Ok(
+                        c.query_row("SELECT hash FROM events WHERE seq = ?1", [seq], |r| {
+                            r.get(0)
+                        })
+                        .optional()?
+                        .unwrap_or_default(),
+                    )
+                })
+                .await?;
+            (seq, h)
+        }
+        None => {
+            let h = crate::store::EventLog::head(&state.store);
+            (h.seq, h.hash)
+        }
+    };
     let now = state.clock.now();
     let schedules = super::sources_pages::schedule_cells(digests, now);
-    let mut v = viewer(&state, &me);
+    let mut v = page_viewer(state, me, seq, "/", q).await?;
     v.open_alerts = Some(hosts.iter().map(|h| h.open_alerts).sum());
     let page = web::fleet::Dashboard {
         summary: &summary,
         hosts: &hosts,
         now,
-        head: (head.seq, head.hash),
+        head,
         schedules: &schedules,
     };
     Ok(html(StatusCode::OK, web::fleet::dashboard(&v, &page)))
@@ -328,6 +505,8 @@ struct HostFeedback {
     run_paths: String,
     run_error: Option<String>,
     delete_error: Option<String>,
+    /// The page's query (`as_of`).
+    query: Option<String>,
 }
 
 async fn render_host(
@@ -337,10 +516,10 @@ async fn render_host(
     status: StatusCode,
     fb: HostFeedback,
 ) -> Result<Response, AppError> {
-    let v = viewer(state, me);
-    let found = state
-        .store
-        .read(move |c| -> Result<_, AppError> {
+    let q = fb.query.as_deref();
+    let path = format!("/hosts/{id}");
+    let (found, seq) = state
+        .read_as_of(as_of_param(q).as_deref(), move |c| -> Result<_, AppError> {
             let Some(host) = projections::hosts::get(c, &id)? else {
                 return Ok(None);
             };
@@ -349,10 +528,14 @@ async fn render_host(
             let settings = projections::config::settings(c, &id)?;
             let groups = projections::config::groups(c, &id)?;
             let digest = projections::config::schedule_digest(c, &id)?;
-            Ok(Some((host, snapshots, jobs, settings, groups, digest)))
+            let removed = projections::history::removals(c, &id)?;
+            Ok(Some((
+                host, snapshots, jobs, settings, groups, digest, removed,
+            )))
         })
         .await?;
-    let Some((host, snapshots, jobs, settings, groups, digest)) = found else {
+    let v = page_viewer(state, me, seq, &path, q).await?;
+    let Some((host, snapshots, jobs, settings, groups, digest, removed)) = found else {
         return Ok(html(
             StatusCode::NOT_FOUND,
             web::error_page(
@@ -373,8 +556,9 @@ async fn render_host(
         schedule: schedule.as_ref(),
         snapshots: &snapshots,
         jobs: &jobs,
+        removed: &removed,
         now,
-        can_manage: can_manage(me),
+        can_manage: can_manage(me) && seq.is_none(),
         csrf: &csrf,
         run_paths: &fb.run_paths,
         run_error: fb.run_error.as_deref(),
@@ -383,16 +567,22 @@ async fn render_host(
     Ok(html(status, web::fleet::host_page(&v, &page)))
 }
 
-/// `/hosts/{id}`: the host's page.
+/// `/hosts/{id}` *(as_of)*: the host's page.
 pub async fn host_page(
     State(state): State<AppState>,
     MaybeUser(me): MaybeUser,
     axum::extract::Path(id): axum::extract::Path<String>,
+    axum::extract::RawQuery(q): axum::extract::RawQuery,
 ) -> Result<Response, AppError> {
     let Some(me) = me else {
         return Ok(Redirect::to("/login").into_response());
     };
-    render_host(&state, &me, id, StatusCode::OK, HostFeedback::default()).await
+    let fb = HostFeedback {
+        query: q,
+        ..Default::default()
+    };
+    let r = render_host(&state, &me, id, StatusCode::OK, fb).await;
+    Ok(page_failure(&state, &me, r))
 }
 
 /// The Run-now form.

@@ -20,7 +20,7 @@ use web::host::{self as pages, DeleteRefusal, Errors, HooksEditor, HostChrome, R
 
 use super::error::AppError;
 use super::extract::{CurrentUser, MaybeUser};
-use super::pages::{can_manage, html, viewer};
+use super::pages::{as_of_param, can_manage, html, page_viewer, viewer};
 use super::AppState;
 use crate::hosts::CredentialsInput;
 use crate::sources::{self as flows, RepoOpBody, RunOverrides};
@@ -187,6 +187,8 @@ struct Loaded<T> {
     host: Host,
     settings: Option<HostSettings>,
     data: T,
+    /// The seq of a past view (`?as_of=`).
+    seq: Option<i64>,
 }
 
 impl<T> Loaded<T> {
@@ -199,27 +201,38 @@ impl<T> Loaded<T> {
     }
 }
 
-async fn load<T, F>(state: &AppState, host_id: &str, f: F) -> Result<Loaded<T>, AppError>
+/// Reads the host, its settings and the page's data — live, or as of the page's `as_of`.
+async fn load<T, F>(
+    state: &AppState,
+    host_id: &str,
+    query: Option<&str>,
+    f: F,
+) -> Result<Loaded<T>, AppError>
 where
     F: FnOnce(&Connection, &str) -> Result<T, AppError> + Send + 'static,
     T: Send + 'static,
 {
     let hid = host_id.to_string();
-    state
-        .store
-        .read(move |c| -> Result<Loaded<T>, AppError> {
-            let host = projections::hosts::get(c, &hid)?.ok_or_else(|| {
-                AppError::NotFound("This host does not exist, or it was deleted.".into())
-            })?;
-            let settings = projections::config::settings(c, &hid)?;
-            let data = f(c, &hid)?;
-            Ok(Loaded {
-                host,
-                settings,
-                data,
-            })
-        })
-        .await
+    let (mut l, seq) = state
+        .read_as_of(
+            as_of_param(query).as_deref(),
+            move |c| -> Result<Loaded<T>, AppError> {
+                let host = projections::hosts::get(c, &hid)?.ok_or_else(|| {
+                    AppError::NotFound("This host does not exist, or it was deleted.".into())
+                })?;
+                let settings = projections::config::settings(c, &hid)?;
+                let data = f(c, &hid)?;
+                Ok(Loaded {
+                    host,
+                    settings,
+                    data,
+                    seq: None,
+                })
+            },
+        )
+        .await?;
+    l.seq = seq;
+    Ok(l)
 }
 
 fn unknown_group() -> AppError {
@@ -296,6 +309,8 @@ struct SourcesFb {
     hooks_typed: Option<Typed>,
     hooks_errors: Errors,
     notice: Option<&'static str>,
+    /// The page's query (`as_of`).
+    query: Option<String>,
 }
 
 fn hooks_typed(h: flows::HooksView) -> Typed {
@@ -312,14 +327,16 @@ async fn render_sources(
     status: StatusCode,
     fb: SourcesFb,
 ) -> Result<Response, AppError> {
-    let l = load(state, host_id, |c, hid| {
+    let q = fb.query.as_deref();
+    let l = load(state, host_id, q, |c, hid| {
         Ok((
             projections::config::groups(c, hid)?,
             projections::config::schedules(c, hid)?,
         ))
     })
     .await?;
-    let hooks = match (is_admin(me), fb.hooks_typed) {
+    let v = page_viewer(state, me, l.seq, &format!("/hosts/{host_id}/sources"), q).await?;
+    let hooks = match (is_admin(me) && l.seq.is_none(), fb.hooks_typed) {
         (false, _) => None,
         (true, Some(t)) => Some(t),
         (true, None) => Some(hooks_typed(flows::get_hooks(state, host_id, None).await?)),
@@ -330,7 +347,7 @@ async fn render_sources(
         chrome: l.chrome(state),
         groups,
         schedules,
-        can_manage: can_manage(me),
+        can_manage: can_manage(me) && l.seq.is_none(),
         csrf: &csrf,
         run_failure: fb.run_failure.as_ref(),
         delete_refusal: fb.refusal.as_ref(),
@@ -344,7 +361,7 @@ async fn render_sources(
         }),
         notice: fb.notice,
     };
-    Ok(html(status, pages::sources_page(&viewer(state, me), &page)))
+    Ok(html(status, pages::sources_page(&v, &page)))
 }
 
 /// `GET /hosts/{id}/sources`.
@@ -359,6 +376,7 @@ pub async fn sources_page(
     };
     let fb = SourcesFb {
         notice: done_notice(q.as_deref()),
+        query: q,
         ..Default::default()
     };
     let r = render_sources(&state, &me, &id, StatusCode::OK, fb).await;
@@ -452,6 +470,8 @@ struct GroupFb {
     hooks_typed: Option<Typed>,
     hooks_errors: Errors,
     notice: Option<&'static str>,
+    /// The page's query (`as_of`).
+    query: Option<String>,
 }
 
 async fn render_group(
@@ -463,7 +483,8 @@ async fn render_group(
     fb: GroupFb,
 ) -> Result<Response, AppError> {
     let g2 = gid.clone();
-    let l = load(state, host_id, move |c, hid| {
+    let q = fb.query.as_deref();
+    let l = load(state, host_id, q, move |c, hid| {
         let group = match &g2 {
             Some(g) => Some(projections::config::group(c, hid, g)?.ok_or_else(unknown_group)?),
             None => None,
@@ -477,7 +498,12 @@ async fn render_group(
         (None, Some(g)) => pages::group_values(&g.group),
         (None, None) => pages::new_group_values(),
     };
-    let hooks = match (&gid, is_admin(me), fb.hooks_typed) {
+    let path = match &gid {
+        Some(g) => format!("/hosts/{host_id}/sources/{g}"),
+        None => format!("/hosts/{host_id}/sources/new"),
+    };
+    let v = page_viewer(state, me, l.seq, &path, q).await?;
+    let hooks = match (&gid, is_admin(me) && l.seq.is_none(), fb.hooks_typed) {
         (Some(_), true, Some(t)) => Some(t),
         (Some(g), true, None) => Some(hooks_typed(
             flows::get_hooks(state, host_id, Some(g.clone())).await?,
@@ -499,7 +525,7 @@ async fn render_group(
         typed: &typed,
         errors: &fb.errors,
         csrf: &csrf,
-        can_manage: can_manage(me),
+        can_manage: can_manage(me) && l.seq.is_none(),
         hooks: hooks.as_ref().map(|t| HooksEditor {
             action: format!(
                 "/hosts/{host_id}/sources/{}/hooks",
@@ -515,7 +541,7 @@ async fn render_group(
         used_by: &used_by,
         notice: fb.notice.filter(|n| *n != "Hooks saved."),
     };
-    Ok(html(status, pages::group_form(&viewer(state, me), &page)))
+    Ok(html(status, pages::group_form(&v, &page)))
 }
 
 fn group_fb(typed: Option<Typed>, errors: Errors) -> GroupFb {
@@ -525,6 +551,7 @@ fn group_fb(typed: Option<Typed>, errors: Errors) -> GroupFb {
         hooks_typed: None,
         hooks_errors: Errors::default(),
         notice: None,
+        query: None,
     }
 }
 
@@ -561,6 +588,7 @@ pub async fn group_page(
     };
     let fb = GroupFb {
         notice: done_notice(q.as_deref()),
+        query: q,
         ..group_fb(None, Errors::default())
     };
     let r = render_group(&state, &me, &id, Some(gid), StatusCode::OK, fb).await;
@@ -862,8 +890,9 @@ async fn render_schedules(
     status: StatusCode,
     row_error: Option<(String, String)>,
     notice: Option<&'static str>,
+    query: Option<&str>,
 ) -> Result<Response, AppError> {
-    let l = load(state, host_id, |c, hid| {
+    let l = load(state, host_id, query, |c, hid| {
         Ok((
             projections::config::groups(c, hid)?,
             projections::config::schedules(c, hid)?,
@@ -884,15 +913,20 @@ async fn render_schedules(
         chrome: l.chrome(state),
         rows: &rows,
         groups,
-        can_manage: can_manage(me),
+        can_manage: can_manage(me) && l.seq.is_none(),
         csrf: &csrf,
         row_error: row_error.as_ref().map(|(a, b)| (a.as_str(), b.as_str())),
         notice,
     };
-    Ok(html(
-        status,
-        pages::schedules_page(&viewer(state, me), &page),
-    ))
+    let v = page_viewer(
+        state,
+        me,
+        l.seq,
+        &format!("/hosts/{host_id}/schedules"),
+        query,
+    )
+    .await?;
+    Ok(html(status, pages::schedules_page(&v, &page)))
 }
 
 /// `GET /hosts/{id}/schedules`.
@@ -912,6 +946,7 @@ pub async fn schedules_page(
         StatusCode::OK,
         None,
         done_notice(q.as_deref()),
+        q.as_deref(),
     )
     .await;
     respond(&state, &me, r)
@@ -923,6 +958,8 @@ fn find_schedule(list: &[ScheduleView], sid: &str) -> Option<Schedule> {
         .map(|s| s.schedule.clone())
 }
 
+// The page's query rides along with the form's feedback (typed values, errors).
+#[allow(clippy::too_many_arguments)]
 async fn render_schedule(
     state: &AppState,
     me: &CurrentUser,
@@ -931,9 +968,10 @@ async fn render_schedule(
     status: StatusCode,
     typed: Option<Typed>,
     errors: Errors,
+    query: Option<&str>,
 ) -> Result<Response, AppError> {
     let s2 = sid.clone();
-    let l = load(state, host_id, move |c, hid| {
+    let l = load(state, host_id, query, move |c, hid| {
         let schedule = match &s2 {
             Some(s) => Some(
                 find_schedule(&projections::config::schedules(c, hid)?, s)
@@ -971,12 +1009,14 @@ async fn render_schedule(
         presets: &presets,
         next_run_at: next.as_deref(),
         csrf: &csrf,
-        can_manage: can_manage(me),
+        can_manage: can_manage(me) && l.seq.is_none(),
     };
-    Ok(html(
-        status,
-        pages::schedule_form(&viewer(state, me), &page),
-    ))
+    let path = match &sid {
+        Some(s) => format!("/hosts/{host_id}/schedules/{s}"),
+        None => format!("/hosts/{host_id}/schedules/new"),
+    };
+    let v = page_viewer(state, me, l.seq, &path, query).await?;
+    Ok(html(status, pages::schedule_form(&v, &page)))
 }
 
 /// `GET /hosts/{id}/schedules/new`.
@@ -996,16 +1036,18 @@ pub async fn new_schedule_page(
         StatusCode::OK,
         None,
         Errors::default(),
+        None,
     )
     .await;
     respond(&state, &me, r)
 }
 
-/// `GET /hosts/{id}/schedules/{sid}`: the schedule's editor.
+/// `GET /hosts/{id}/schedules/{sid}` *(as_of)*: the schedule's editor.
 pub async fn schedule_page(
     State(state): State<AppState>,
     MaybeUser(me): MaybeUser,
     Path((id, sid)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
 ) -> Response {
     let Some(me) = me else {
         return see_other("/login");
@@ -1018,6 +1060,7 @@ pub async fn schedule_page(
         StatusCode::OK,
         None,
         Errors::default(),
+        q.as_deref(),
     )
     .await;
     respond(&state, &me, r)
@@ -1061,7 +1104,7 @@ async fn save_schedule(
         Err(AppError::Domain(DomainError::UnknownSchedule)) => Err(unknown_schedule()),
         Err(e) => {
             let (status, errors) = form_error(e, &["cron", "source_group_ids"])?;
-            render_schedule(state, me, id, sid, status, Some(t), errors).await
+            render_schedule(state, me, id, sid, status, Some(t), errors, None).await
         }
     }
 }
@@ -1190,7 +1233,7 @@ async fn run_schedule(
                 } else {
                     format!("{msg} ({} of the groups started.)", jobs.len())
                 };
-                return render_schedules(state, me, id, status, Some((sid, msg)), None).await;
+                return render_schedules(state, me, id, status, Some((sid, msg)), None, None).await;
             }
         }
     }
@@ -1222,6 +1265,8 @@ struct RepoFb {
     admin: Option<Typed>,
     errors: Errors,
     saved: Option<&'static str>,
+    /// The page's query (`as_of`).
+    query: Option<String>,
 }
 
 async fn render_repo(
@@ -1231,7 +1276,8 @@ async fn render_repo(
     status: StatusCode,
     fb: RepoFb,
 ) -> Result<Response, AppError> {
-    let l = load(state, host_id, |c, hid| {
+    let q = fb.query.as_deref();
+    let l = load(state, host_id, q, |c, hid| {
         Ok((
             projections::config::repo_status(c, hid)?.unwrap_or_default(),
             projections::config::pending_runs(c, hid, false)?,
@@ -1289,7 +1335,7 @@ async fn render_repo(
         }
         t
     });
-    let admin = if is_admin(me) {
+    let admin = if is_admin(me) && l.seq.is_none() {
         let view = flows::admin_credentials_view(state, host_id).await?;
         let mut t = fb.admin.unwrap_or_else(|| {
             let mut t = Typed::default();
@@ -1321,11 +1367,12 @@ async fn render_repo(
         admin_credentials: admin.as_ref(),
         errors: &fb.errors,
         saved: fb.saved,
-        can_manage: can_manage(me),
-        is_admin: is_admin(me),
+        can_manage: can_manage(me) && l.seq.is_none(),
+        is_admin: is_admin(me) && l.seq.is_none(),
         csrf: &csrf,
     };
-    Ok(html(status, pages::repo_page(&viewer(state, me), &page)))
+    let v = page_viewer(state, me, l.seq, &format!("/hosts/{host_id}/repo"), q).await?;
+    Ok(html(status, pages::repo_page(&v, &page)))
 }
 
 /// `GET /hosts/{id}/repo`.
@@ -1340,6 +1387,7 @@ pub async fn repo_page(
     };
     let fb = RepoFb {
         saved: saved_form(q.as_deref()),
+        query: q,
         ..Default::default()
     };
     let r = render_repo(&state, &me, &id, StatusCode::OK, fb).await;
@@ -1697,17 +1745,18 @@ pub async fn delete_admin_credentials_form(
 // ---------------------------------------------------------------------------------------
 // Jobs
 
-/// `GET /hosts/{id}/jobs`.
+/// `GET /hosts/{id}/jobs` *(as_of)*.
 pub async fn jobs_page(
     State(state): State<AppState>,
     MaybeUser(me): MaybeUser,
     Path(id): Path<String>,
+    RawQuery(q): RawQuery,
 ) -> Response {
     let Some(me) = me else {
         return see_other("/login");
     };
     let r = async {
-        let l = load(&state, &id, |c, hid| {
+        let l = load(&state, &id, q.as_deref(), |c, hid| {
             Ok((
                 projections::jobs::list_for_host(c, hid, 200)?,
                 projections::config::groups(c, hid)?,
@@ -1720,10 +1769,9 @@ pub async fn jobs_page(
             jobs,
             groups,
         };
-        Ok(html(
-            StatusCode::OK,
-            pages::jobs_page(&viewer(&state, &me), &page),
-        ))
+        let path = format!("/hosts/{id}/jobs");
+        let v = page_viewer(&state, &me, l.seq, &path, q.as_deref()).await?;
+        Ok(html(StatusCode::OK, pages::jobs_page(&v, &page)))
     }
     .await;
     respond(&state, &me, r)

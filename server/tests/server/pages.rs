@@ -1355,3 +1355,272 @@ async fn an_offline_agent_alert_is_counted_acknowledged_and_resolved_from_the_pa
     agent.kill();
     app.stop().await;
 }
+
+/// The seq of the event log's head.
+async fn head_seq(app: &TestApp) -> i64 {
+    let v: serde_json::Value = app
+        .client
+        .get(app.url("/api/events/head"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["seq"].as_i64().unwrap_or_else(|| panic!("{v}"))
+}
+
+#[tokio::test]
+async fn pages_in_the_past_are_read_only_with_a_banner_and_keep_as_of_on_links() {
+    use crate::helpers::Agent;
+    let app = TestApp::spawn().await;
+    app.bootstrap().await;
+    let (mut agent, host_id) = Agent::enrolled(&app, "past-1").await;
+    agent.start();
+    app.wait_status(&host_id, "online", 20).await;
+    let seq = head_seq(&app).await;
+    let c = &app.client;
+    let get = |path: String| {
+        let url = app.url(&path);
+        async move {
+            let r = c.get(url).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let groups: serde_json::Value = c
+        .get(app.url(&format!("/api/hosts/{host_id}/source-groups")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let g = &groups["source_groups"][0];
+    let gid = g["id"]
+        .as_str()
+        .or(g["group"]["id"].as_str())
+        .unwrap_or_else(|| panic!("{groups}"))
+        .to_string();
+
+    let pages = [
+        "/".to_string(),
+        format!("/hosts/{host_id}"),
+        format!("/hosts/{host_id}/sources"),
+        format!("/hosts/{host_id}/sources/{gid}"),
+        format!("/hosts/{host_id}/schedules"),
+        format!("/hosts/{host_id}/repo"),
+        format!("/hosts/{host_id}/jobs"),
+        "/alerts".to_string(),
+        "/audit".to_string(),
+    ];
+    for path in &pages {
+        // Now: the live page has its forms (logout at least) and no banner.
+        let (s, live) = get(path.clone()).await;
+        assert_eq!(s, 200, "{path}: {live}");
+        assert!(live.contains("<form"), "{path} live has forms");
+        assert!(!live.contains("as-of-banner"), "{path} live has no banner");
+
+        // In the past: the banner, no form, no action button, as_of kept on links.
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let (s, past) = get(format!("{path}{sep}as_of={seq}")).await;
+        assert_eq!(s, 200, "{path}: {past}");
+        let banner = text_of(&past, ".as-of-banner").unwrap_or_else(|| panic!("{path}: {past}"));
+        assert!(
+            banner.contains("Viewing the fleet as of") && banner.contains(&format!("seq {seq}")),
+            "{path}: {banner}"
+        );
+        assert_eq!(
+            attr_of(&past, ".as-of-banner a.back-to-now", "href").as_deref(),
+            Some(path.as_str()),
+            "back to now is the same page"
+        );
+        assert!(!past.contains("<form"), "{path} in the past has no form");
+        for action in [
+            "type=\"submit\"",
+            "<button",
+            ">Run now",
+            ">Delete",
+            ">Acknowledge<",
+            ">Add host<",
+            ">New group<",
+            ">New schedule<",
+            "data-live=\"1\"",
+        ] {
+            assert!(
+                !past.contains(action),
+                "{path} in the past shows {action:?}"
+            );
+        }
+        assert!(
+            past.contains(&format!("as_of={seq}\"")) || past.contains(&format!("as_of={seq}#")),
+            "{path}: internal links keep as_of"
+        );
+    }
+
+    // The host page in the past links its tabs with as_of.
+    let (_, past) = get(format!("/hosts/{host_id}?as_of={seq}")).await;
+    assert!(past.contains(&format!("href=\"/hosts/{host_id}/sources?as_of={seq}\"")));
+
+    // A time works as well as a seq.
+    let (s, past) = get("/?as_of=2000-01-01T00:00:00Z".to_string()).await;
+    assert_eq!(s, 200);
+    assert!(past.contains("as-of-banner"));
+
+    // A bad as_of: a 400 page with the message.
+    for path in [
+        "/".to_string(),
+        format!("/hosts/{host_id}"),
+        format!("/hosts/{host_id}/sources"),
+        format!("/hosts/{host_id}/repo"),
+        "/audit".to_string(),
+        "/jobs/nope".to_string(),
+    ] {
+        let (s, bad) = get(format!("{path}?as_of=last-tuesday")).await;
+        assert_eq!(s, 400, "{path}: {bad}");
+        assert!(
+            bad.contains("neither a seq nor an RFC 3339 time"),
+            "{path}: {bad}"
+        );
+        assert!(bad.contains("<html"), "{path}: an HTML page");
+    }
+    agent.kill();
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_audit_page_shows_the_chain_the_slider_the_export_and_timeline_links() {
+    let app = TestApp::spawn().await;
+    app.bootstrap().await;
+    let c = &app.client;
+    let r = c
+        .get(app.url("/audit?type=UserCreated"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let page = r.text().await.unwrap();
+    let chain = text_of(&page, ".chain-banner").unwrap();
+    assert!(
+        chain.contains("Chain verified through seq") || chain.contains("Chain broken at seq"),
+        "{chain}"
+    );
+    assert!(chain.contains("head"), "{chain}");
+
+    // The export link carries the filters and answers JSON lines.
+    let export = attr_of(&page, "a.export", "href").unwrap();
+    assert_eq!(export, "/api/audit/export?type=UserCreated");
+    assert!(text_of(&page, "a.export")
+        .unwrap()
+        .contains("Export this range (JSONL)"));
+    let r = c.get(app.url(&export)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let body = r.text().await.unwrap();
+    assert_eq!(body.lines().count(), 1, "{body}");
+
+    // The slider spans the log and navigates from this page.
+    let max: i64 = attr_of(&page, "input#as-of-seq[type=range]", "max")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(max, head_seq(&app).await);
+    assert_eq!(
+        attr_of(&page, "[data-as-of-href]", "data-as-of-href").as_deref(),
+        Some("/audit?type=UserCreated")
+    );
+    assert!(page.contains("type=\"datetime-local\""));
+
+    // Rows link to their actor's timeline.
+    let actor = attr_of(&page, "table.audit a.timeline", "href").unwrap();
+    assert!(actor.starts_with("/audit?actor="), "{actor}");
+    let r = c.get(app.url(&actor)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+
+    // In the past the log ends at the seq, and the slider sits there.
+    let (s, past) = {
+        let r = c.get(app.url("/audit?as_of=1")).send().await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    };
+    assert_eq!(s, 200);
+    let doc = scraper::Html::parse_document(&past);
+    let rows = scraper::Selector::parse("table.audit tbody tr").unwrap();
+    assert_eq!(doc.select(&rows).count(), 1);
+    assert_eq!(
+        attr_of(&past, "input#as-of-seq", "value").as_deref(),
+        Some("1")
+    );
+    assert!(past.contains("as-of-banner"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_group_editor_previews_retention_through_the_what_if_api() {
+    use crate::helpers::Agent;
+    let app = TestApp::spawn().await;
+    app.bootstrap().await;
+    let (mut agent, host_id) = Agent::enrolled(&app, "preview-1").await;
+    agent.start();
+    app.wait_status(&host_id, "online", 20).await;
+    let c = &app.client;
+    let groups: serde_json::Value = c
+        .get(app.url(&format!("/api/hosts/{host_id}/source-groups")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let g = &groups["source_groups"][0];
+    let gid = g["id"]
+        .as_str()
+        .or(g["group"]["id"].as_str())
+        .unwrap()
+        .to_string();
+    let page = c
+        .get(app.url(&format!("/hosts/{host_id}/sources/{gid}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text_of(&page, "button#preview-retention")
+        .unwrap()
+        .contains("Preview retention"));
+    let url = attr_of(&page, "[data-what-if]", "data-what-if").unwrap();
+    assert_eq!(
+        url,
+        format!("/api/hosts/{host_id}/source-groups/{gid}/what-if")
+    );
+    let csrf = attr_of(&page, "[data-what-if]", "data-csrf").unwrap();
+    // What app.js sends: the typed keep-rules, with the CSRF header.
+    let r = c
+        .post(app.url(&url))
+        .header("x-csrf-token", csrf)
+        .json(&serde_json::json!({ "retention_policy": { "keep_last": 3, "keep_daily": 7 } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert!(v["description"].is_string(), "{v}");
+    assert!(
+        v["keep_count"].is_number() && v["remove_count"].is_number(),
+        "{v}"
+    );
+    assert!(v["groups"].is_array(), "{v}");
+
+    // The host page lists removed snapshots (none yet).
+    let host = c
+        .get(app.url(&format!("/hosts/{host_id}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text_of(&host, "#removed-snapshots h2")
+        .unwrap()
+        .contains("Removed snapshots"));
+    agent.kill();
+    app.stop().await;
+}
