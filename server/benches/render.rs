@@ -123,6 +123,7 @@ fn main() {
         role: Some("admin".into()),
         csrf_token: Some("t".repeat(64)),
         open_alerts: None,
+        as_of: None,
     };
     let render = || {
         let (summary, hosts, digests) = rt
