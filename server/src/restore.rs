@@ -49,6 +49,8 @@ pub const DEFAULT_LIMIT: u64 = 500;
 pub const MAX_LIMIT: u64 = 1000;
 /// Changes a diff reports at most (the answer says `truncated` beyond).
 pub const MAX_DIFF_CHANGES: u64 = 20_000;
+/// Bytes of all the paths of one restore together, at most.
+pub const MAX_PATHS_BYTES: usize = 64 * 1024;
 /// Parts of one answer accepted at most (a frame holds ~160 KiB of entries).
 const MAX_PARTS: usize = 1000;
 
@@ -191,6 +193,14 @@ impl IntoResponse for RestoreError {
         let (status, code) = match self {
             RestoreError::App(e) => return e.into_response(),
             RestoreError::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "agent_timeout".to_string()),
+            // The code comes from the agent: only a plain snake_case word is passed on.
+            RestoreError::Agent { code, .. }
+                if code.is_empty()
+                    || code.len() > 40
+                    || !code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') =>
+            {
+                (StatusCode::BAD_GATEWAY, "agent_error".to_string())
+            }
             RestoreError::Agent { code, .. } => (
                 match code.as_str() {
                     "snapshot_not_found" | "path_not_found" => StatusCode::NOT_FOUND,
@@ -555,6 +565,14 @@ pub async fn create(
         .iter()
         .map(|p| validate_path("paths", p))
         .collect::<Result<Vec<_>, _>>()?;
+    // The job travels in one frame to the agent.
+    if paths.iter().map(String::len).sum::<usize>() > MAX_PATHS_BYTES {
+        return Err(DomainError::invalid(
+            "paths",
+            format!("are too long together (at most {MAX_PATHS_BYTES} bytes): restore their parent directory instead"),
+        )
+        .into());
+    }
     let target_path = match req.target_path.as_deref().map(str::trim) {
         None | Some("") => "/".to_string(),
         Some(t) => validate_path("target_path", t)?,
@@ -775,8 +793,8 @@ pub async fn job_ended(state: &AppState, job_id: &str, status: domain::jobs::Job
     }
 }
 
-/// At start-up: revokes every grant whose job is already over (or gone), e.g. because the
-/// server stopped between the job's end and the revocation.
+/// At start-up: revokes every grant whose job is already over (or gone, or whose host was
+/// deleted), e.g. because the server stopped between the job's end and the revocation.
 pub async fn revoke_stale(state: &AppState) -> Result<usize, AppError> {
     let over = state
         .store
@@ -790,7 +808,13 @@ pub async fn revoke_stale(state: &AppState) -> Result<usize, AppError> {
             for id in ids {
                 let job_id = id.trim_start_matches("restore-cred-").to_string();
                 let s = projections::jobs::load_state(c, &job_id)?;
-                if s.jobs.get(&job_id).is_none_or(|j| j.status.is_final()) {
+                let over_now = match s.jobs.get(&job_id) {
+                    None => true,
+                    Some(j) => {
+                        j.status.is_final() || projections::hosts::get(c, &j.host_id)?.is_none()
+                    }
+                };
+                if over_now {
                     over.push(job_id);
                 }
             }
@@ -873,6 +897,7 @@ mod tests {
         assert_eq!(status("not_a_directory"), StatusCode::BAD_REQUEST);
         assert_eq!(status("repo_locked"), StatusCode::CONFLICT);
         assert_eq!(status("restic_failed"), StatusCode::BAD_GATEWAY);
+        assert_eq!(status("<script>"), StatusCode::BAD_GATEWAY);
         assert_eq!(
             RestoreError::Timeout(60).into_response().status(),
             StatusCode::GATEWAY_TIMEOUT

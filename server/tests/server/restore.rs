@@ -9,15 +9,6 @@ use serde_json::{json, Value};
 
 use crate::helpers::{wait_until, Agent, TestApp, ADMIN, ADMIN_PASSWORD};
 
-fn restic(repo: &str, password: &str, args: &[&str]) -> std::process::Output {
-    std::process::Command::new("restic")
-        .args(args)
-        .env("RESTIC_REPOSITORY", repo)
-        .env("RESTIC_PASSWORD", password)
-        .output()
-        .unwrap()
-}
-
 /// The test process's effective uid (the agents run as the same user).
 fn euid() -> u32 {
     std::fs::read_to_string("/proc/self/status")
