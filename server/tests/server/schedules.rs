@@ -515,6 +515,14 @@ async fn forget_follows_restics_policy_prune_frees_space_and_check_finds_damage(
     expect_removed.sort();
     assert_eq!(expect_removed.len(), 3);
 
+    // The snapshot list reaches the server after each backup's result: wait for all five.
+    wait_until(30, "the server's snapshot list", || async {
+        let (_, v) = app.get_json(&format!("/api/hosts/{host}/snapshots")).await;
+        v["snapshots"]
+            .as_array()
+            .is_some_and(|a| a.iter().filter(|s| s["tags"] == json!(["default"])).count() == 5)
+    })
+    .await;
     // The what-if (restic's algorithm over the snapshot list the server holds) says the same
     // before anything runs: first for a proposed policy, then for the saved one.
     let (s, wi) = post(
