@@ -129,11 +129,16 @@ async fn enrol_go_online_survive_a_server_restart_and_go_offline_when_killed() {
     let (_, host) = app.host(&host_id).await;
     assert_eq!(host["status"], "online");
 
-    // Killed: offline after the threshold, as one HostWentOffline event.
+    // Killed: offline after the threshold, as one HostWentOffline event. (A loaded machine
+    // can take longer than the 2 s threshold to reconnect after the restart above, which is
+    // a real offline spell of its own: count only what the kill adds.)
+    let before = app.events_of("HostWentOffline").await.len();
     agent.kill();
     app.wait_status(&host_id, "offline", 20).await;
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     let offline = app.events_of("HostWentOffline").await;
-    assert_eq!(offline.len(), 1, "{offline:?}");
+    assert_eq!(offline.len(), before + 1, "{offline:?}");
+    let offline = &offline[before..];
     assert!(offline[0]["data"]["reason"]
         .as_str()
         .unwrap()
@@ -142,7 +147,7 @@ async fn enrol_go_online_survive_a_server_restart_and_go_offline_when_killed() {
     assert_eq!(summary["offline"], 1);
     // Heartbeats are not events: only transitions are.
     let online = app.events_of("HostCameOnline").await;
-    assert!(online.len() <= 2, "{online:?}");
+    assert!(online.len() <= 2 + before, "{online:?}");
     app.stop().await;
 }
 
