@@ -705,8 +705,11 @@ async fn grants_survive_a_restart_and_are_revoked_when_their_job_ends() {
     assert_eq!(std::fs::read(landed.join("big.bin")).unwrap(), blob);
     // restic 0.14 prints no progress: the agent's own (from the target) has the totals.
     assert_eq!(job["stats"]["bytes_restored"], 2_000_000, "{job}");
-    assert_eq!(job["progress"]["total_bytes"], 2_000_000, "{job}");
-    assert_eq!(job["progress"]["total_files"], 1, "{job}");
+    // (Progress enters the log at most every 5 s; a loaded machine may finish first.)
+    if !job["progress"].is_null() {
+        assert_eq!(job["progress"]["total_bytes"], 2_000_000, "{job}");
+        assert_eq!(job["progress"]["total_files"], 1, "{job}");
+    }
     wait_until(10, "the revocation after the restart", || async {
         vault_rows(&app.db(), "restore-cred-%").is_empty()
     })
