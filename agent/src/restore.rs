@@ -17,7 +17,7 @@
 //! means exactly that path. Files land at `target + path` (`/` restores them where they
 //! were).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use domain::jobs::{JobParams, Overwrite, Progress};
@@ -129,11 +129,7 @@ pub fn args(params: &JobParams, version: (u32, u32)) -> Result<Vec<String>, Stri
 
 /// Where a snapshot path lands under the target.
 pub fn landing(target: &str, path: &str) -> PathBuf {
-    if target == "/" {
-        PathBuf::from(path)
-    } else {
-        Path::new(target).join(path.trim_start_matches('/'))
-    }
+    PathBuf::from(domain::jobs::restore_landing(target, path))
 }
 
 /// What the chosen paths hold, from `restic ls --json --recursive SNAP [PATH…]`.

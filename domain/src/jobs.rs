@@ -136,6 +136,51 @@ impl Overwrite {
     }
 }
 
+/// Where a snapshot path lands when restored under `target` (restic restores the full path
+/// below the target; `/` puts it back where it was).
+pub fn restore_landing(target: &str, path: &str) -> String {
+    let path = if path.starts_with('/') {
+        path.to_string()
+    } else {
+        format!("/{path}")
+    };
+    if target == "/" || target.is_empty() {
+        path
+    } else {
+        format!("{}{path}", target.trim_end_matches('/'))
+    }
+}
+
+/// The paths to hand restic for a restore: duplicates and paths inside another picked
+/// directory dropped (restoring the directory restores them), in the order first picked.
+pub fn minimal_restore_paths<S: AsRef<str>>(paths: &[S]) -> Vec<String> {
+    let norm: Vec<String> = paths
+        .iter()
+        .map(|p| {
+            let p = p.as_ref().trim();
+            let p = p.trim_end_matches('/');
+            if p.is_empty() {
+                "/".to_string()
+            } else {
+                p.to_string()
+            }
+        })
+        .collect();
+    let covered =
+        |p: &str, by: &str| by == "/" || p.strip_prefix(by).is_some_and(|r| r.starts_with('/'));
+    let mut out: Vec<String> = Vec::new();
+    for p in &norm {
+        if out.iter().any(|o| o == p || covered(p, o)) {
+            continue;
+        }
+        if norm.iter().any(|o| o != p && covered(p, o)) {
+            continue;
+        }
+        out.push(p.clone());
+    }
+    out
+}
+
 /// What to run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct JobParams {
@@ -540,4 +585,32 @@ pub fn validate_backup(params: &JobParams) -> Result<(), DomainError> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod restore_path_tests {
+    use super::*;
+
+    #[test]
+    fn landing_keeps_the_full_path_under_the_target() {
+        assert_eq!(restore_landing("/", "/etc/hosts"), "/etc/hosts");
+        assert_eq!(restore_landing("/srv/r", "/etc/hosts"), "/srv/r/etc/hosts");
+        assert_eq!(restore_landing("/srv/r/", "/etc"), "/srv/r/etc");
+        assert_eq!(restore_landing("/srv/r", "etc"), "/srv/r/etc");
+    }
+
+    #[test]
+    fn paths_inside_a_picked_directory_are_dropped() {
+        let got = minimal_restore_paths(&[
+            "/home/a/x",
+            "/home/a",
+            "/home/ab",
+            "/home/a/",
+            "/etc/hosts",
+            "/etc/hosts",
+        ]);
+        assert_eq!(got, ["/home/a", "/home/ab", "/etc/hosts"]);
+        assert_eq!(minimal_restore_paths(&["/a", "/"]), ["/"]);
+        assert!(minimal_restore_paths::<&str>(&[]).is_empty());
+    }
 }

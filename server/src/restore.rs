@@ -508,6 +508,15 @@ fn restic_minor(v: &str) -> Option<(u32, u32)> {
     }
 }
 
+/// The overwrite policies a host's restic honours (`--overwrite` arrived in 0.17).
+pub fn overwrite_policies(restic_version: &str) -> Vec<&'static str> {
+    if restic_minor(restic_version).is_some_and(|v| v >= (0, 17)) {
+        vec!["always", "if-changed", "if-newer", "never"]
+    } else {
+        vec!["always"]
+    }
+}
+
 /// `GET /api/hosts/{id}/restore-info`.
 pub async fn restore_info(state: &AppState, host_id: &str) -> Result<RestoreInfo, AppError> {
     let host = require_host(state, host_id).await?;
@@ -518,11 +527,7 @@ pub async fn restore_info(state: &AppState, host_id: &str) -> Result<RestoreInfo
         online: state.agents.is_connected(host_id),
         agent_uid: uid,
         agent_is_root: uid.map(|u| u == 0),
-        overwrite_policies: if v.is_some_and(|v| v >= (0, 17)) {
-            vec!["always", "if-changed", "if-newer", "never"]
-        } else {
-            vec!["always"]
-        },
+        overwrite_policies: overwrite_policies(&host.restic_version),
         restic_reports_progress: v.is_some_and(|v| v >= (0, 16)),
         restic_version: host.restic_version,
     })
@@ -549,13 +554,33 @@ pub struct RestoreRequest {
     pub overwrite: Option<String>,
 }
 
-/// Creates a restore job of `source_host_id`'s snapshot on the target host and sends it.
-pub async fn create(
+/// A restore request checked against the read models, before anything is written: what
+/// [`create`] would run. The wizard's review step shows it.
+#[derive(Debug, Clone)]
+pub struct RestorePlan {
+    /// The snapshot's full id.
+    pub snapshot_id: String,
+    /// Paths inside the snapshot (empty: all of it).
+    pub paths: Vec<String>,
+    /// Where they land (`/`: the original location).
+    pub target_path: String,
+    /// Overwrite policy.
+    pub overwrite: Overwrite,
+    /// The host that restores.
+    pub target: projections::hosts::Host,
+    /// The host whose snapshot it is.
+    pub source_host_id: String,
+    /// Whether the target differs from the source (a temporary read credential is granted).
+    pub cross: bool,
+}
+
+/// Checks a restore request: paths, target, overwrite policy against the target's restic,
+/// the snapshot among the source's, and that the target's agent is connected.
+pub async fn plan(
     state: &AppState,
-    actor: Actor,
     source_host_id: &str,
     req: RestoreRequest,
-) -> Result<String, AppError> {
+) -> Result<RestorePlan, AppError> {
     let snapshot_id = validate_snapshot_id("snapshot_id", req.snapshot_id.trim())?;
     if req.paths.len() > 1000 {
         return Err(DomainError::invalid("paths", "at most 1000 paths per restore").into());
@@ -634,7 +659,34 @@ pub async fn create(
     if !state.agents.is_connected(&target_host_id) {
         return Err(DomainError::HostOffline.into());
     }
+    Ok(RestorePlan {
+        snapshot_id: full_id,
+        paths,
+        target_path,
+        overwrite,
+        target,
+        source_host_id: source_host_id.to_string(),
+        cross,
+    })
+}
 
+/// Creates a restore job of `source_host_id`'s snapshot on the target host and sends it.
+pub async fn create(
+    state: &AppState,
+    actor: Actor,
+    source_host_id: &str,
+    req: RestoreRequest,
+) -> Result<String, AppError> {
+    let RestorePlan {
+        snapshot_id: full_id,
+        paths,
+        target_path,
+        overwrite,
+        target,
+        cross,
+        ..
+    } = plan(state, source_host_id, req).await?;
+    let target_host_id = target.id;
     let job_id = new_id();
     let vault = state.vault.clone();
     let (jid, source, tid) = (

@@ -312,13 +312,19 @@ pub fn host_page(viewer: &Viewer, p: &HostPage<'_>) -> Markup {
                 @if p.snapshots.is_empty() {
                     p.muted { "No snapshots yet." }
                 } @else {
-                    table {
-                        thead { tr { th scope="col" { "ID" } th scope="col" { "Time" } th scope="col" { "Paths" } th scope="col" { "Tags" } } }
+                    table #snapshot-list {
+                        thead { tr { th scope="col" { "ID" } th scope="col" { "Time" } th scope="col" { "Paths" } th scope="col" { "Tags" } th scope="col" { span.visually-hidden { "Actions" } } } }
                         tbody {
                             @for s in p.snapshots {
-                                tr { td { code { (s.short_id) } } td { (s.time) } td { (s.paths.join(", ")) } td { (s.tags.join(", ")) } }
+                                tr data-snapshot=(s.id) {
+                                    td { code { (s.short_id) } } td { (s.time) } td { (s.paths.join(", ")) } td { (s.tags.join(", ")) }
+                                    td { a href={ "/hosts/" (h.id) "/restore?snapshot=" (s.id) } { "Restore…" } }
+                                }
                             }
                         }
+                    }
+                    @if p.snapshots.len() >= 2 {
+                        (crate::restore::compare_form(&h.id, p.snapshots, "", "", None))
                     }
                 }
             }

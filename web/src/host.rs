@@ -131,6 +131,8 @@ pub enum HostTab {
     Repo,
     /// `/hosts/{id}/jobs`.
     Jobs,
+    /// `/hosts/{id}/restore`.
+    Restore,
 }
 
 /// "schedule v4 · agent in sync" or "schedule v4 · agent at v3".
@@ -154,6 +156,7 @@ pub(crate) fn chrome(c: &HostChrome<'_>, tab: HostTab) -> Markup {
         (HostTab::Schedules, "Schedules", format!("{base}/schedules")),
         (HostTab::Repo, "Repository", format!("{base}/repo")),
         (HostTab::Jobs, "Jobs", format!("{base}/jobs")),
+        (HostTab::Restore, "Restore", format!("{base}/restore")),
     ];
     html! {
         header.host-head {
@@ -240,23 +243,23 @@ pub fn duration(secs: u64) -> String {
 
 /// One labelled input.
 #[derive(Default)]
-struct Input<'a> {
-    id: &'a str,
-    name: &'a str,
-    label: &'a str,
-    kind: &'a str,
-    value: &'a str,
-    error: Option<&'a str>,
-    hint: Option<&'a str>,
-    required: bool,
-    min: Option<&'a str>,
-    max: Option<&'a str>,
-    placeholder: Option<&'a str>,
-    autocomplete: Option<&'a str>,
+pub(crate) struct Input<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) name: &'a str,
+    pub(crate) label: &'a str,
+    pub(crate) kind: &'a str,
+    pub(crate) value: &'a str,
+    pub(crate) error: Option<&'a str>,
+    pub(crate) hint: Option<&'a str>,
+    pub(crate) required: bool,
+    pub(crate) min: Option<&'a str>,
+    pub(crate) max: Option<&'a str>,
+    pub(crate) placeholder: Option<&'a str>,
+    pub(crate) autocomplete: Option<&'a str>,
 }
 
 impl Input<'_> {
-    fn render(&self) -> Markup {
+    pub(crate) fn render(&self) -> Markup {
         let id = if self.id.is_empty() {
             format!("f-{}", self.name)
         } else {
@@ -295,7 +298,7 @@ impl Input<'_> {
 }
 
 /// A labelled text area, one item per line.
-fn text_area(
+pub(crate) fn text_area(
     name: &str,
     label: &str,
     value: &str,
@@ -326,11 +329,11 @@ fn text_area(
     }
 }
 
-fn csrf_input(csrf: &str) -> Markup {
+pub(crate) fn csrf_input(csrf: &str) -> Markup {
     html! { input type="hidden" name="csrf_token" value=(csrf); }
 }
 
-fn banner(errors: &Errors) -> Markup {
+pub(crate) fn banner(errors: &Errors) -> Markup {
     html! {
         @if let Some(e) = errors.get("") { p.error.banner role="alert" { (e) } }
     }

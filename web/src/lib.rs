@@ -10,6 +10,7 @@ pub mod alerts;
 pub mod fleet;
 pub mod host;
 pub mod pages;
+pub mod restore;
 
 /// The one stylesheet, light and dark.
 pub const STYLESHEET: &str = include_str!("../static/style.css");

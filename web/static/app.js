@@ -218,3 +218,196 @@ document.addEventListener("submit", function (ev) {
       .catch(function (e) { out.textContent = "The preview failed: " + e; });
   });
 })();
+
+// Restore wizard (/hosts/{id}/restore): folders expand in place, one page of the tree API per
+// request (a snapshot with a million files stays fast); a ticked folder covers what is in it;
+// the path mapping, the root-owned warning and the overwrite choices follow the form.
+(function () {
+  var form = document.querySelector("form.restore-form");
+  if (!form) return;
+  document.documentElement.classList.add("js-tree");
+  var tree = document.getElementById("tree");
+  var api = tree ? tree.dataset.treeApi : null;
+  var PAGE = 200;
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+  function size(n) {
+    var u = ["B", "KiB", "MiB", "GiB", "TiB"], i = 0;
+    while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
+    return (i ? n.toFixed(1) : n) + " " + u[i];
+  }
+  var icons = { dir: "📁", symlink: "↪", file: "📄" };
+  function item(e) {
+    var dir = e.type === "dir";
+    var li = el("li", "entry" + (dir ? " dir" : ""));
+    li.dataset.path = e.path;
+    var row = el("span", "entry-row");
+    if (dir) {
+      var b = el("button", "expand", "▸");
+      b.type = "button";
+      b.setAttribute("aria-expanded", "false");
+      b.setAttribute("aria-label", "Show what " + e.name + " holds");
+      b.dataset.path = e.path;
+      row.appendChild(b);
+    } else {
+      row.appendChild(el("span", "expand-spacer"));
+    }
+    var label = el("label");
+    var box = el("input");
+    box.type = "checkbox";
+    box.name = "pick";
+    box.value = (e.uid || 0) + ":" + e.path;
+    box.dataset.uid = String(e.uid || 0);
+    label.appendChild(box);
+    label.appendChild(document.createTextNode(" "));
+    var icon = el("span", "icon", icons[e.type] || "•");
+    icon.setAttribute("aria-hidden", "true");
+    label.appendChild(icon);
+    label.appendChild(document.createTextNode(" "));
+    label.appendChild(el("span", "name", e.name));
+    row.appendChild(label);
+    var meta = (e.type === "file" ? size(e.size || 0) + " · " : "") +
+      (e.uid ? "uid " + e.uid : "root") + " · " + String(e.mtime || "").slice(0, 16).replace("T", " ");
+    row.appendChild(el("span", "meta", meta));
+    li.appendChild(row);
+    return li;
+  }
+  function load(ul, path, offset) {
+    var wait = el("li", "muted loading", "Loading…");
+    ul.appendChild(wait);
+    fetch(api + "?path=" + encodeURIComponent(path) + "&offset=" + offset + "&limit=" + PAGE, { credentials: "same-origin" })
+      .then(function (r) { return r.json().then(function (j) { return { ok: r.ok, j: j }; }); })
+      .then(function (res) {
+        ul.removeChild(wait);
+        if (!res.ok) {
+          ul.appendChild(el("li", "error", (res.j.error && res.j.error.message) || "The agent could not list it."));
+          return;
+        }
+        var entries = res.j.entries || [];
+        if (!entries.length && offset === 0) ul.appendChild(el("li", "muted", "Empty folder."));
+        entries.forEach(function (e) { ul.appendChild(item(e)); });
+        var shown = offset + entries.length;
+        if (shown < res.j.total) {
+          var li = el("li", "more");
+          var more = el("button", "more-button", "Show " + Math.min(PAGE, res.j.total - shown) + " more of " + (res.j.total - shown) + " left");
+          more.type = "button";
+          more.addEventListener("click", function () { ul.removeChild(li); load(ul, path, shown); });
+          li.appendChild(more);
+          ul.appendChild(li);
+        }
+        sync();
+      })
+      .catch(function (e) {
+        if (wait.parentNode) ul.removeChild(wait);
+        ul.appendChild(el("li", "error", "Listing failed: " + e));
+      });
+  }
+  if (tree && api) {
+    tree.addEventListener("click", function (ev) {
+      var b = ev.target.closest("button.expand");
+      if (!b) return;
+      var li = b.closest("li");
+      var ul = li.querySelector(":scope > ul");
+      if (b.getAttribute("aria-expanded") === "true") {
+        b.setAttribute("aria-expanded", "false");
+        b.textContent = "▸";
+        if (ul) ul.hidden = true;
+        return;
+      }
+      b.setAttribute("aria-expanded", "true");
+      b.textContent = "▾";
+      if (ul) { ul.hidden = false; return; }
+      ul = el("ul", "tree");
+      ul.setAttribute("role", "group");
+      li.appendChild(ul);
+      load(ul, b.dataset.path, 0);
+    });
+  }
+  function landing(target, path) {
+    if (path.charAt(0) !== "/") path = "/" + path;
+    return target === "/" ? path : target.replace(/\/+$/, "") + path;
+  }
+  function sync() {
+    var boxes = form.querySelectorAll("input[name=pick]");
+    var picked = [], root = [];
+    for (var i = 0; i < boxes.length; i++) {
+      var box = boxes[i];
+      var parentLi = box.closest("li").parentNode.closest("li");
+      var parentBox = parentLi ? parentLi.querySelector(":scope > .entry-row input[name=pick]") : null;
+      var covered = !!(parentBox && (parentBox.checked || parentBox.disabled));
+      if (covered && !box.disabled) {
+        box.dataset.was = box.checked ? "1" : "0";
+        box.checked = true;
+        box.disabled = true;
+      } else if (!covered && box.disabled) {
+        box.disabled = false;
+        box.checked = box.dataset.was === "1";
+      }
+      if (box.checked && !box.disabled) {
+        var path = box.value.slice(box.value.indexOf(":") + 1);
+        picked.push(path);
+        if (box.dataset.uid === "0") root.push(path);
+      }
+    }
+    var typed = form.elements.typed_paths ? form.elements.typed_paths.value.split("\n") : [];
+    typed.forEach(function (t) { t = t.trim(); if (t) picked.push(t); });
+    var sel = form.elements.target_host_id;
+    var opt = sel ? sel.options[sel.selectedIndex] : null;
+    var host = opt ? opt.dataset.hostname : "";
+    var loc = form.querySelector("input[name=location]:checked");
+    var tp = form.elements.target_path ? form.elements.target_path.value.trim() : "";
+    var target = loc && loc.value === "path" ? (tp || "…") : "/";
+    var summary = document.getElementById("picked-summary");
+    if (summary) summary.textContent = picked.length ? picked.length + " path" + (picked.length === 1 ? "" : "s") + " chosen." : "Nothing ticked: the whole snapshot.";
+    var map = document.getElementById("restore-mapping");
+    if (map) {
+      map.textContent = "";
+      if (!picked.length) {
+        map.appendChild(el("p", "hint", "The whole snapshot goes to " + (target === "/" ? "its original location" : target) + " on " + host + "."));
+      } else {
+        var ul = el("ul", "mapping-preview");
+        picked.slice(0, 20).forEach(function (p) {
+          var li = el("li");
+          li.appendChild(el("code", "", p));
+          li.appendChild(document.createTextNode(" → " + host + ":"));
+          li.appendChild(el("code", "", landing(target, p)));
+          ul.appendChild(li);
+        });
+        if (picked.length > 20) ul.appendChild(el("li", "muted", "and " + (picked.length - 20) + " more"));
+        map.appendChild(ul);
+      }
+    }
+    var warn = document.getElementById("root-warning");
+    if (warn) {
+      var uid = opt ? opt.dataset.uid : undefined;
+      if (uid !== undefined && uid !== "0" && root.length) {
+        warn.hidden = false;
+        warn.textContent = root.length + " of the ticked paths " + (root.length === 1 ? "is" : "are") + " owned by root, but the agent on " + host +
+          " runs as uid " + uid + ": restic cannot give them back their owner" + (target === "/" ? " or write where only root may" : "") + ".";
+      } else {
+        warn.hidden = true;
+        warn.textContent = "";
+      }
+    }
+    var policies = opt ? (opt.dataset.policies || "always").split(" ") : ["always"];
+    var radios = form.querySelectorAll("input[name=overwrite]");
+    for (var j = 0; j < radios.length; j++) {
+      var ok = policies.indexOf(radios[j].value) >= 0;
+      radios[j].disabled = !ok;
+      var needs = radios[j].parentNode.querySelector(".needs");
+      if (needs) needs.hidden = ok;
+      if (!ok && radios[j].checked) {
+        radios[j].checked = false;
+        var always = form.querySelector("input[name=overwrite][value=always]");
+        if (always) always.checked = true;
+      }
+    }
+  }
+  form.addEventListener("change", sync);
+  form.addEventListener("input", sync);
+  sync();
+})();

@@ -11,6 +11,7 @@ pub mod hosts_api;
 pub mod jobs_api;
 pub mod pages;
 pub mod restore_api;
+pub mod restore_pages;
 pub mod sources_api;
 pub mod sources_pages;
 
@@ -321,6 +322,11 @@ pub fn router(state: AppState) -> Router {
             post(sources_pages::delete_admin_credentials_form),
         )
         .route("/hosts/{id}/jobs", get(sources_pages::jobs_page))
+        .route(
+            "/hosts/{id}/restore",
+            get(restore_pages::restore_page).post(restore_pages::restore_form),
+        )
+        .route("/hosts/{id}/diff", get(restore_pages::diff_page))
         .route("/jobs/{id}", get(pages::job_page))
         .route("/static/app.js", get(pages::app_script))
         .route(

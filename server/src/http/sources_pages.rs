@@ -25,7 +25,7 @@ use super::AppState;
 use crate::hosts::CredentialsInput;
 use crate::sources::{self as flows, RepoOpBody, RunOverrides};
 
-type Pairs = Form<Vec<(String, String)>>;
+pub(crate) type Pairs = Form<Vec<(String, String)>>;
 
 const EDITORS: &[&str] = &["admin", "operator"];
 const ADMINS: &[&str] = &["admin"];
@@ -42,7 +42,7 @@ fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
-fn typed(Form(pairs): Pairs) -> Typed {
+pub(crate) fn typed(Form(pairs): Pairs) -> Typed {
     Typed(
         pairs
             .into_iter()
@@ -51,7 +51,7 @@ fn typed(Form(pairs): Pairs) -> Typed {
     )
 }
 
-fn see_other(to: &str) -> Response {
+pub(crate) fn see_other(to: &str) -> Response {
     Redirect::to(to).into_response()
 }
 
@@ -76,7 +76,11 @@ pub(crate) fn error_response(state: &AppState, me: &CurrentUser, e: AppError) ->
     )
 }
 
-fn respond(state: &AppState, me: &CurrentUser, r: Result<Response, AppError>) -> Response {
+pub(crate) fn respond(
+    state: &AppState,
+    me: &CurrentUser,
+    r: Result<Response, AppError>,
+) -> Response {
     r.unwrap_or_else(|e| error_response(state, me, e))
 }
 
@@ -164,7 +168,10 @@ fn capitalized(s: &str) -> String {
 }
 
 /// Splits a flow's error into a message for the form, or passes it on.
-fn form_error(e: AppError, form_fields: &[&str]) -> Result<(StatusCode, Errors), AppError> {
+pub(crate) fn form_error(
+    e: AppError,
+    form_fields: &[&str],
+) -> Result<(StatusCode, Errors), AppError> {
     let mut errors = Errors::default();
     match e {
         AppError::Domain(DomainError::Invalid { field, message }) => {
@@ -183,16 +190,16 @@ fn form_error(e: AppError, form_fields: &[&str]) -> Result<(StatusCode, Errors),
 // ---------------------------------------------------------------------------------------
 // Loading
 
-struct Loaded<T> {
-    host: Host,
-    settings: Option<HostSettings>,
-    data: T,
+pub(crate) struct Loaded<T> {
+    pub(crate) host: Host,
+    pub(crate) settings: Option<HostSettings>,
+    pub(crate) data: T,
     /// The seq of a past view (`?as_of=`).
-    seq: Option<i64>,
+    pub(crate) seq: Option<i64>,
 }
 
 impl<T> Loaded<T> {
-    fn chrome(&self, state: &AppState) -> HostChrome<'_> {
+    pub(crate) fn chrome(&self, state: &AppState) -> HostChrome<'_> {
         HostChrome {
             host: &self.host,
             settings: self.settings.as_ref(),
@@ -202,7 +209,7 @@ impl<T> Loaded<T> {
 }
 
 /// Reads the host, its settings and the page's data — live, or as of the page's `as_of`.
-async fn load<T, F>(
+pub(crate) async fn load<T, F>(
     state: &AppState,
     host_id: &str,
     query: Option<&str>,

@@ -14,6 +14,7 @@ mod history;
 mod install;
 mod pages;
 mod restore;
+mod restore_pages;
 mod schedules;
 mod secrets;
 mod store;

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use crate::helpers::{wait_until, Agent, TestApp, ADMIN, ADMIN_PASSWORD};
 
 /// The test process's effective uid (the agents run as the same user).
-fn euid() -> u32 {
+pub(crate) fn euid() -> u32 {
     std::fs::read_to_string("/proc/self/status")
         .unwrap()
         .lines()
@@ -25,7 +25,7 @@ fn euid() -> u32 {
 
 /// Enrols a host with its own repository and password, starts its agent and waits for the
 /// repository's init.
-async fn host(app: &TestApp, hostname: &str, password: &str) -> (Agent, String) {
+pub(crate) async fn host(app: &TestApp, hostname: &str, password: &str) -> (Agent, String) {
     let r = app
         .post_csrf(
             "/api/enrollment-tokens",
@@ -72,7 +72,7 @@ async fn wait_kind(app: &TestApp, host_id: &str, kind: &str) -> Value {
     }
 }
 
-async fn wait_job(app: &TestApp, job_id: &str, secs: u64) -> Value {
+pub(crate) async fn wait_job(app: &TestApp, job_id: &str, secs: u64) -> Value {
     let deadline = std::time::Instant::now() + Duration::from_secs(secs);
     loop {
         let job = app.get_json(&format!("/api/jobs/{job_id}")).await.1;
@@ -88,7 +88,7 @@ async fn wait_job(app: &TestApp, job_id: &str, secs: u64) -> Value {
 }
 
 /// Backs `path` up and returns the new snapshot's full id once the list shows it.
-async fn backup(app: &TestApp, host_id: &str, path: &Path) -> String {
+pub(crate) async fn backup(app: &TestApp, host_id: &str, path: &Path) -> String {
     let before = snapshots(app, host_id).await.len();
     let (s, v) = app
         .send_csrf(
@@ -129,7 +129,7 @@ async fn restore(app: &TestApp, host_id: &str, body: Value) -> (u16, Value) {
     .await
 }
 
-fn enc(s: &str) -> String {
+pub(crate) fn enc(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
