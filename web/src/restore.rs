@@ -144,12 +144,13 @@ pub fn parse_pick(v: &str) -> (Option<u32>, &str) {
     }
 }
 
-fn entry_icon(kind: &str) -> &'static str {
+/// What follows an entry's name: `/` for a directory, `@` for a symlink (as `ls -F` does; no
+/// icon font is needed).
+fn entry_suffix(kind: &str) -> &'static str {
     match kind {
-        "dir" => "📁",
-        "symlink" => "↪",
-        "file" => "📄",
-        _ => "•",
+        "dir" => "/",
+        "symlink" => "@",
+        _ => "",
     }
 }
 
@@ -170,8 +171,7 @@ fn tree_items(host_id: &str, snapshot: &str, entries: &[TreeEntry], picked: &[&s
                     label {
                         input type="checkbox" name="pick" value=(pick_value(e.uid, &e.path))
                             data-uid=(e.uid) checked[picked.contains(&e.path.as_str())];
-                        " " span.icon aria-hidden="true" { (entry_icon(&e.entry_type)) } " "
-                        span.name { (e.name) }
+                        " " span.name { (e.name) span.suffix aria-hidden="true" { (entry_suffix(&e.entry_type)) } }
                     }
                     @if dir {
                         " " a.open href=(wizard_href(host_id, snapshot, &e.path, 0)) { "open" }
@@ -638,8 +638,8 @@ pub fn diff_page(viewer: &Viewer, p: &DiffPage<'_>) -> Markup {
                             div.tile { span.num { (stat(stats, "added", "files").unwrap_or(0)) } span.label { "files added" } }
                             div.tile { span.num { (stat(stats, "removed", "files").unwrap_or(0)) } span.label { "files removed" } }
                             div.tile { span.num { (stats.get("changed_files").and_then(|v| v.as_i64()).unwrap_or(0)) } span.label { "files changed" } }
-                            div.tile { span.num { (bytes(stat(stats, "added", "bytes").unwrap_or(0))) } span.label { "added" } }
-                            div.tile { span.num { (bytes(stat(stats, "removed", "bytes").unwrap_or(0))) } span.label { "removed" } }
+                            div.tile { span.num { (bytes(stat(stats, "added", "bytes").unwrap_or(0))) } span.label { "data added" } }
+                            div.tile { span.num { (bytes(stat(stats, "removed", "bytes").unwrap_or(0))) } span.label { "data removed" } }
                         }
                         @if changes.is_empty() {
                             p.muted #diff-none { "No differences." }
@@ -663,4 +663,72 @@ pub fn diff_page(viewer: &Viewer, p: &DiffPage<'_>) -> Markup {
             }
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(uid: Option<u32>) -> TargetHost {
+        TargetHost {
+            id: "h2".into(),
+            hostname: "db-1".into(),
+            online: true,
+            agent_uid: uid,
+            overwrite_policies: vec!["always"],
+        }
+    }
+
+    #[test]
+    fn picks_carry_their_owner() {
+        assert_eq!(
+            parse_pick(&pick_value(0, "/etc/a:b")),
+            (Some(0), "/etc/a:b")
+        );
+        assert_eq!(parse_pick("1000:/home/u"), (Some(1000), "/home/u"));
+        assert_eq!(parse_pick("/plain"), (None, "/plain"));
+        assert_eq!(parse_pick("x:/y"), (None, "x:/y"));
+    }
+
+    #[test]
+    fn root_owned_paths_are_warned_about_only_for_a_non_root_agent() {
+        let root = vec!["/etc/nginx".to_string()];
+        let w = review_warnings(&target(Some(1000)), "/", &root, "never");
+        assert_eq!(w.len(), 1);
+        assert!(
+            w[0].contains("owned by root") && w[0].contains("uid 1000"),
+            "{w:?}"
+        );
+        assert!(w[0].contains("cannot write where only root may"));
+        let w = review_warnings(&target(Some(1000)), "/srv/r", &root, "always");
+        assert!(w[0].contains("owned by root") && !w[0].contains("only root may"));
+        assert!(review_warnings(&target(Some(0)), "/", &root, "never").is_empty());
+        assert!(review_warnings(&target(None), "/srv", &root, "never").is_empty());
+        let w = review_warnings(&target(Some(0)), "/", &[], "always");
+        assert_eq!(w.len(), 1);
+        assert!(w[0].contains("replaced"));
+    }
+
+    #[test]
+    fn rows_say_where_each_path_lands() {
+        let rows = review_rows(
+            &["/etc/hosts".to_string(), "/srv".to_string()],
+            "/restore",
+            &["/srv".to_string()],
+        );
+        assert_eq!(rows[0].landing, "/restore/etc/hosts");
+        assert!(!rows[0].root_owned);
+        assert_eq!(rows[1].landing, "/restore/srv");
+        assert!(rows[1].root_owned);
+    }
+
+    #[test]
+    fn query_values_are_encoded() {
+        assert_eq!(encode("/a b/ü&x"), "/a%20b/%C3%BC%26x");
+        assert_eq!(
+            wizard_href("h", "s", "/a b", 200),
+            "/hosts/h/restore?snapshot=s&path=/a%20b&offset=200"
+        );
+        assert_eq!(wizard_href("h", "s", "/", 0), "/hosts/h/restore?snapshot=s");
+    }
 }

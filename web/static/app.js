@@ -240,7 +240,7 @@ document.addEventListener("submit", function (ev) {
     while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
     return (i ? n.toFixed(1) : n) + " " + u[i];
   }
-  var icons = { dir: "📁", symlink: "↪", file: "📄" };
+  var suffixes = { dir: "/", symlink: "@" };
   function item(e) {
     var dir = e.type === "dir";
     var li = el("li", "entry" + (dir ? " dir" : ""));
@@ -264,11 +264,11 @@ document.addEventListener("submit", function (ev) {
     box.dataset.uid = String(e.uid || 0);
     label.appendChild(box);
     label.appendChild(document.createTextNode(" "));
-    var icon = el("span", "icon", icons[e.type] || "•");
-    icon.setAttribute("aria-hidden", "true");
-    label.appendChild(icon);
-    label.appendChild(document.createTextNode(" "));
-    label.appendChild(el("span", "name", e.name));
+    var name = el("span", "name", e.name);
+    var suffix = el("span", "suffix", suffixes[e.type] || "");
+    suffix.setAttribute("aria-hidden", "true");
+    name.appendChild(suffix);
+    label.appendChild(name);
     row.appendChild(label);
     var meta = (e.type === "file" ? size(e.size || 0) + " · " : "") +
       (e.uid ? "uid " + e.uid : "root") + " · " + String(e.mtime || "").slice(0, 16).replace("T", " ");

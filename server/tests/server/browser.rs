@@ -479,3 +479,145 @@ async fn sources_schedules_and_repo_tabs_in_a_real_browser() {
     agent.kill();
     app.stop().await;
 }
+
+/// Expands the wizard's tree down to `path` (each ancestor's ▸, one directory per request)
+/// and returns the entry's row.
+async fn expand_to(c: &Client, path: &str) {
+    let mut at = String::new();
+    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    for (i, seg) in segs.iter().enumerate() {
+        at.push('/');
+        at.push_str(seg);
+        let li = format!("#tree li.entry[data-path='{at}']");
+        wait_for(c, &li, 30).await;
+        if i + 1 < segs.len() {
+            click(c, &format!("{li} > .entry-row button.expand")).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_deleted_file_is_restored_from_the_wizard_in_a_real_browser() {
+    let app = TestApp::spawn().await;
+    app.bootstrap().await;
+    let (mut agent, host_id) =
+        crate::restore::host(&app, "browser-restore", "Browser-Restore-1").await;
+    let src = tempfile::tempdir().unwrap();
+    let root = src.path().display().to_string();
+    std::fs::create_dir(src.path().join("docs")).unwrap();
+    std::fs::write(src.path().join("docs/report.txt"), b"the quarterly report").unwrap();
+    std::fs::write(src.path().join("docs/notes.txt"), b"notes").unwrap();
+    let first = crate::restore::backup(&app, &host_id, src.path()).await;
+    std::fs::write(src.path().join("docs/added.txt"), b"added later").unwrap();
+    let second = crate::restore::backup(&app, &host_id, src.path()).await;
+    let (c, _driver) = browser().await;
+    let base = app.base();
+    c.goto(&format!("{base}/login")).await.unwrap();
+    wait_for(&c, "form[action='/login']", 10).await;
+    fill(&c, "#f-username", ADMIN).await;
+    fill(&c, "#f-password", ADMIN_PASSWORD).await;
+    click(&c, "form[action='/login'] button").await;
+    wait_for(&c, "table.hosts", 10).await;
+
+    // The file is lost; the clock runs from here to the file being back.
+    let lost = src.path().join("docs/report.txt");
+    std::fs::remove_file(&lost).unwrap();
+    let started = std::time::Instant::now();
+
+    // Host page → the newest snapshot's Restore link → the wizard's tree.
+    c.goto(&format!("{base}/hosts/{host_id}")).await.unwrap();
+    click(
+        &c,
+        &format!("#snapshot-list tr[data-snapshot='{second}'] a"),
+    )
+    .await;
+    wait_for(&c, "#tree", 30).await;
+    assert_eq!(current_path(&c).await, format!("/hosts/{host_id}/restore"));
+    let file = format!("{root}/docs/report.txt");
+    expand_to(&c, &file).await;
+    shot(&c, "20-restore-tree").await;
+
+    // Tick the file: the mapping shows it going back where it was.
+    click(
+        &c,
+        &format!("#tree li.entry[data-path='{file}'] input[name=pick]"),
+    )
+    .await;
+    let mapping = wait_for(&c, "#restore-mapping li", 10)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        mapping.contains(&format!("browser-restore:{file}")),
+        "{mapping}"
+    );
+    // Ticking the folder covers the file (shown ticked, not sent twice); unticking gives
+    // the file its own tick back.
+    let docs_box = format!("#tree li.entry[data-path='{root}/docs'] > .entry-row input[name=pick]");
+    click(&c, &docs_box).await;
+    let disabled = c
+        .find(Locator::Css(&format!(
+            "#tree li.entry[data-path='{file}'] input[name=pick]"
+        )))
+        .await
+        .unwrap()
+        .prop("disabled")
+        .await
+        .unwrap();
+    assert_eq!(disabled.as_deref(), Some("true"));
+    click(&c, &docs_box).await;
+    let summary = c
+        .find(Locator::Css("#picked-summary"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(summary.starts_with("1 path"), "{summary}");
+    shot(&c, "21-restore-target").await;
+
+    // Review → Start restore → the live job page → succeeded.
+    click(&c, "form.restore-form button[value=review]").await;
+    let review = wait_for(&c, "table.mapping", 30)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(review.contains(&file), "{review}");
+    shot(&c, "22-restore-review").await;
+    click(&c, "form.restore-confirm button[value=confirm]").await;
+    wait_for(&c, "#job-log", 10).await;
+    assert!(current_path(&c).await.starts_with("/jobs/"));
+    wait_for(&c, "#job-status .badge.good", 90).await;
+    let elapsed = started.elapsed();
+    assert_eq!(std::fs::read(&lost).unwrap(), b"the quarterly report");
+    assert!(
+        elapsed < Duration::from_secs(120),
+        "deleted → restored from the UI took {elapsed:?}"
+    );
+    eprintln!("deleted file restored from the wizard in {elapsed:?}");
+    shot(&c, "23-restore-job").await;
+
+    // The comparison on the host page: the two newest snapshots by default.
+    c.goto(&format!("{base}/hosts/{host_id}")).await.unwrap();
+    let from = c
+        .find(Locator::Css("form.compare #f-from"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap();
+    assert_eq!(from.as_deref(), Some(first.as_str()));
+    click(&c, "form.compare button[type=submit]").await;
+    let added = wait_for(&c, "#diff-changes tr[data-modifier='+']", 30)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(added.contains("added.txt"), "{added}");
+    shot(&c, "24-snapshot-diff").await;
+    c.close().await.unwrap();
+    agent.kill();
+    app.stop().await;
+}
