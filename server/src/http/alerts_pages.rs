@@ -213,18 +213,21 @@ async fn render_settings(
     typed: Typed,
     errors: Errors,
     notice: Option<&'static str>,
+    q: Option<&str>,
 ) -> Result<Response, AppError> {
     me.require(ADMINS)?;
-    let (channels, notifications) = state
-        .store
-        .read(|c| -> Result<_, AppError> {
+    let pairs = query_pairs(q);
+    let as_of = query_get(&pairs, "as_of").map(str::to_string);
+    let ((channels, notifications), seq) = state
+        .read_as_of(as_of.as_deref(), |c| -> Result<_, AppError> {
             Ok((
                 projections::alerts::channels(c)?,
                 projections::alerts::recent_notifications(c, 50)?,
             ))
         })
         .await?;
-    let v = viewer_with_alerts(state, me).await?;
+    let mut v = viewer_with_alerts(state, me).await?;
+    v.as_of = super::pages::as_of_view(state, seq, "/settings", q).await?;
     let csrf = state.csrf.token_for(&me.token);
     let page = web::alerts::SettingsPage {
         channels: &channels,
@@ -256,6 +259,7 @@ pub async fn settings_page(
         Typed::default(),
         Errors::default(),
         notice,
+        q.as_deref(),
     )
     .await;
     respond(&state, &me, r)
@@ -374,7 +378,7 @@ async fn create_channel(
         Err(Ok(errors)) => {
             let mut kept = t;
             kept.0.retain(|(k, _)| !SECRET_FIELDS.contains(&k.as_str()));
-            render_settings(state, me, StatusCode::BAD_REQUEST, kept, errors, None).await
+            render_settings(state, me, StatusCode::BAD_REQUEST, kept, errors, None, None).await
         }
         Err(Err(e)) => Err(e),
     }

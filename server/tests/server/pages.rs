@@ -1410,8 +1410,11 @@ async fn pages_in_the_past_are_read_only_with_a_banner_and_keep_as_of_on_links()
         format!("/hosts/{host_id}/schedules"),
         format!("/hosts/{host_id}/repo"),
         format!("/hosts/{host_id}/jobs"),
+        format!("/hosts/{host_id}/restore"),
+        format!("/hosts/{host_id}/diff"),
         "/alerts".to_string(),
         "/audit".to_string(),
+        "/settings".to_string(),
     ];
     for path in &pages {
         // Now: the live page has its forms (logout at least) and no banner.
