@@ -621,3 +621,186 @@ async fn a_deleted_file_is_restored_from_the_wizard_in_a_real_browser() {
     agent.kill();
     app.stop().await;
 }
+
+async fn log_in(c: &Client, base: &str) {
+    c.goto(&format!("{base}/login")).await.unwrap();
+    wait_for(c, "form[action='/login']", 10).await;
+    fill(c, "#f-username", ADMIN).await;
+    fill(c, "#f-password", ADMIN_PASSWORD).await;
+    click(c, "form[action='/login'] button").await;
+    wait_for(c, "table.hosts", 10).await;
+}
+
+async fn count(c: &Client, css: &str) -> usize {
+    c.find_all(Locator::Css(css)).await.unwrap().len()
+}
+
+/// History's scripts in a real browser: the retention preview asks the what-if before
+/// anything is saved, the host page says why forget removed each snapshot, and the audit
+/// page's time slider moves the whole UI into the past.
+#[tokio::test]
+async fn retention_preview_removed_snapshots_and_the_time_slider_in_a_real_browser() {
+    use crate::schedules::{groups, host_with, write_files};
+    let src = tempfile::tempdir().unwrap();
+    let (app, mut agent, host) = host_with(&[src.path().display().to_string()], |_| {}).await;
+    let gid = groups(&app, &host).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for i in 0..3 {
+        write_files(&src.path().join(format!("round{i}")), &["a", "b"]);
+        let (s, v) = app
+            .send_csrf(
+                reqwest::Method::POST,
+                &format!("/api/hosts/{host}/source-groups/{gid}/run"),
+                serde_json::Value::Null,
+            )
+            .await;
+        assert_eq!(s, 202, "{v}");
+        let job = crate::restore::wait_job(&app, v["job_id"].as_str().unwrap(), 60).await;
+        assert_eq!(job["status"], "succeeded", "{job}");
+    }
+    crate::helpers::wait_until(30, "three snapshots in the list", || async {
+        let (_, v) = app.get_json(&format!("/api/hosts/{host}/snapshots")).await;
+        v["snapshots"].as_array().is_some_and(|a| a.len() == 3)
+    })
+    .await;
+    let (_, head) = app.get_json("/api/events/head").await;
+    let before_forget = head["seq"].as_i64().unwrap();
+    let (c, _driver) = browser().await;
+    let base = app.base();
+    log_in(&c, &base).await;
+
+    // The preview: only "keep the last 1" typed, three snapshots → one kept, two removed.
+    c.goto(&format!("{base}/hosts/{host}/sources/{gid}"))
+        .await
+        .unwrap();
+    wait_for(&c, "#preview-retention", 10).await;
+    for k in [
+        "keep_hourly",
+        "keep_daily",
+        "keep_weekly",
+        "keep_monthly",
+        "keep_yearly",
+        "keep_within",
+    ] {
+        c.find(Locator::Css(&format!("#f-{k}")))
+            .await
+            .unwrap()
+            .clear()
+            .await
+            .unwrap();
+    }
+    fill(&c, "#f-keep_last", "1").await;
+    click(&c, "#preview-retention").await;
+    wait_for(&c, "#what-if-result table.what-if-table", 30).await;
+    assert_eq!(count(&c, "#what-if-result tr.keep").await, 1);
+    assert_eq!(count(&c, "#what-if-result tr.remove").await, 2);
+    let said = c
+        .find(Locator::Css("#what-if-result p"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(said.contains("1 kept, 2 removed"), "{said}");
+    shot(&c, "30-retention-preview").await;
+    // Nothing was saved by the preview.
+    let g = groups(&app, &host).await[0].clone();
+    assert_ne!(
+        g["retention_policy"],
+        serde_json::json!({"keep_last": 1}),
+        "{g}"
+    );
+
+    // Save it, run forget: the host page says why each snapshot went, linked to the policy.
+    click(&c, "form.group-form button[type=submit]").await;
+    wait_for(&c, ".notice", 10).await;
+    let (s, v) = app
+        .send_csrf(
+            reqwest::Method::POST,
+            &format!("/api/hosts/{host}/repo/forget"),
+            serde_json::Value::Null,
+        )
+        .await;
+    assert_eq!(s, 202, "{v}");
+    let job = crate::restore::wait_job(&app, v["job_id"].as_str().unwrap(), 60).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    c.goto(&format!("{base}/hosts/{host}")).await.unwrap();
+    wait_for(&c, "#removed-snapshots table.removed", 30).await;
+    assert_eq!(count(&c, "#removed-snapshots tbody tr").await, 2);
+    let why = c
+        .find(Locator::Css("#removed-snapshots tbody tr td.why"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        why.contains("keep the last 1") || why.contains("last 1"),
+        "{why}"
+    );
+    assert!(why.contains("set by user:"), "{why}");
+    shot(&c, "31-removed-snapshots").await;
+    click(&c, "#removed-snapshots tbody tr a.policy").await;
+    let audit = wait_for(&c, "table", 10).await.text().await.unwrap();
+    assert!(audit.contains("SourceGroupSaved"), "{audit}");
+
+    // The slider: back to before the forget, the banner, the three snapshots again.
+    c.goto(&format!("{base}/audit")).await.unwrap();
+    wait_for(&c, "#as-of-seq", 10).await;
+    c.execute(
+        "var r = document.getElementById('as-of-seq'); r.value = arguments[0]; \
+         r.dispatchEvent(new Event('input')); r.dispatchEvent(new Event('change'));",
+        vec![serde_json::json!(before_forget.to_string())],
+    )
+    .await
+    .unwrap();
+    let banner = wait_for(&c, ".as-of-banner", 10)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(banner.contains(&format!("seq {before_forget}")), "{banner}");
+    let url = c.current_url().await.unwrap();
+    assert!(
+        url.query()
+            .is_some_and(|q| q.contains(&format!("as_of={before_forget}"))),
+        "{url}"
+    );
+    shot(&c, "32-audit-in-the-past").await;
+    // Links keep the past: the host page as it was, nothing removed yet.
+    c.goto(&format!("{base}/hosts/{host}?as_of={before_forget}"))
+        .await
+        .unwrap();
+    let removed = wait_for(&c, "#removed-snapshots", 10)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        removed.contains("Forget has removed no snapshot"),
+        "{removed}"
+    );
+    assert_eq!(count(&c, "#snapshot-list tbody tr").await, 3);
+    assert_eq!(count(&c, "form").await, 0, "no actions in the past");
+    // The date input does the same by time.
+    c.goto(&format!("{base}/audit")).await.unwrap();
+    wait_for(&c, "#as-of-time", 10).await;
+    c.execute(
+        "var t = document.getElementById('as-of-time'); t.value = '2000-01-01T00:00:00'; \
+         t.dispatchEvent(new Event('change'));",
+        vec![],
+    )
+    .await
+    .unwrap();
+    wait_for(&c, ".as-of-banner", 10).await;
+    let url = c.current_url().await.unwrap();
+    assert!(
+        url.query().is_some_and(|q| q.contains("as_of=2000-01-01")),
+        "{url}"
+    );
+    c.close().await.unwrap();
+    agent.kill();
+    app.stop().await;
+}

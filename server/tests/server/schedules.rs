@@ -20,7 +20,7 @@ fn restic(repo: &str, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-fn write_files(dir: &Path, names: &[&str]) {
+pub(crate) fn write_files(dir: &Path, names: &[&str]) {
     std::fs::create_dir_all(dir).unwrap();
     for (i, n) in names.iter().enumerate() {
         std::fs::write(
@@ -45,7 +45,7 @@ async fn mint_with_paths(app: &TestApp, hostname: &str, paths: &[String]) -> Val
 
 /// An app (with the given config) and an enrolled, running, initialised host whose default
 /// group backs up `paths`.
-async fn host_with(
+pub(crate) async fn host_with(
     paths: &[String],
     f: impl FnOnce(&mut server::config::Config),
 ) -> (TestApp, Agent, String) {
@@ -120,7 +120,7 @@ async fn wait_job(app: &TestApp, job_id: &str, secs: u64) -> Value {
     }
 }
 
-async fn groups(app: &TestApp, host_id: &str) -> Vec<Value> {
+pub(crate) async fn groups(app: &TestApp, host_id: &str) -> Vec<Value> {
     let (s, v) = app
         .get_json(&format!("/api/hosts/{host_id}/source-groups"))
         .await;
