@@ -1,8 +1,10 @@
-//! The single writer: group commit with one savepoint per unit of work.
+//! The single writer: group commit with one savepoint per unit of work, and the WAL
+//! checkpoints.
 
 use std::collections::HashMap;
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use domain::envelope::RecordedEvent;
 use domain::Timestamp;
@@ -378,15 +380,29 @@ pub fn spawn(
                 rx,
                 clock,
                 max_batch: opts.max_batch.max(1),
+                idle_checkpoint: opts.checkpoint_every,
                 committed,
                 published,
                 head,
                 streams: StreamVersions::default(),
+                since_checkpoint: Volume::default(),
             };
             w.run();
         })
         .map_err(StoreError::Io)
 }
+
+/// What was committed since the last checkpoint.
+#[derive(Default)]
+struct Volume {
+    commits: usize,
+    events: usize,
+}
+
+/// Checkpoint once this many commits or events went into the WAL since the last checkpoint
+/// (a few MiB of WAL at most).
+const CHECKPOINT_COMMITS: usize = 256;
+const CHECKPOINT_EVENTS: usize = 2048;
 
 /// The writer thread's state.
 struct Writer {
@@ -394,27 +410,48 @@ struct Writer {
     rx: Receiver<Msg>,
     clock: Arc<dyn Clock>,
     max_batch: usize,
+    /// How long the writer waits, idle, before checkpointing what it committed.
+    idle_checkpoint: Duration,
     committed: broadcast::Sender<Arc<Vec<RecordedEvent>>>,
     published: Arc<Mutex<Head>>,
     /// The chain head including the open group's appends.
     head: Head,
     streams: StreamVersions,
+    since_checkpoint: Volume,
 }
 
 impl Writer {
     fn run(&mut self) {
-        // Checkpoints run on their own connection and thread (see `mod.rs`), off the commit
-        // path.
+        // The writer checkpoints itself, between groups and after their acknowledgements (see
+        // `checkpoint_if_due`), rather than inside `COMMIT`.
         if let Err(e) = self.conn.pragma_update(None, "wal_autocheckpoint", 0) {
             tracing::warn!(error = %e, "could not turn off automatic checkpoints on the writer");
         }
         loop {
-            let first = match self.rx.recv() {
-                Ok(Msg::Job(j)) => j,
-                Ok(Msg::Close) | Err(_) => break,
+            let msg = if self.since_checkpoint.commits > 0 {
+                match self.rx.recv_timeout(self.idle_checkpoint) {
+                    Ok(m) => m,
+                    Err(RecvTimeoutError::Timeout) => {
+                        self.checkpoint();
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+            } else {
+                match self.rx.recv() {
+                    Ok(m) => m,
+                    Err(_) => break,
+                }
             };
-            if self.commit_group(first) {
+            let Msg::Job(first) = msg else { break };
+            let closing = self.commit_group(first);
+            if closing {
                 break;
+            }
+            if self.since_checkpoint.commits >= CHECKPOINT_COMMITS
+                || self.since_checkpoint.events >= CHECKPOINT_EVENTS
+            {
+                self.checkpoint();
             }
         }
         // Anything still queued after Close (or from senders racing it) gets a clear error.
@@ -423,7 +460,19 @@ impl Writer {
                 j.finish(Err(&StoreError::Closed));
             }
         }
+        self.checkpoint();
+    }
+
+    /// Copies the WAL into the database. Run by the writer itself, between groups, so no
+    /// append is in flight: the checkpoint can take in the whole WAL, and the next commit
+    /// then starts writing the WAL from its beginning again instead of growing it. (A
+    /// checkpoint on another connection runs alongside the appends and under steady load
+    /// never catches up, so the WAL would grow without bound, and appending to a growing
+    /// file makes every commit's fsync dearer.) Units that arrive meanwhile queue up and
+    /// join the next group; every unit committed so far has been acknowledged.
+    fn checkpoint(&mut self) {
         checkpoint(&self.conn);
+        self.since_checkpoint = Volume::default();
     }
 
     /// Runs `first` and whatever else is queued, or gets queued while the group runs, in one
@@ -437,6 +486,8 @@ impl Writer {
         match &result {
             Ok(()) => {
                 self.streams.committed();
+                self.since_checkpoint.commits += 1;
+                self.since_checkpoint.events += appended.len();
                 if let Ok(mut p) = self.published.lock() {
                     p.clone_from(&self.head);
                 }
@@ -534,5 +585,199 @@ impl Writer {
 pub fn checkpoint(conn: &Connection) {
     if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
         tracing::warn!(error = %e, "WAL checkpoint failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use domain::event::{UserCreated, UserLoggedIn};
+    use domain::users::Role;
+    use domain::{Actor, Event};
+    use rusqlite::Connection;
+
+    use crate::clock::SystemClock;
+    use crate::store::{
+        AppendRequest, EventLog, EventStore, ExpectedVersion, StoreError, StoreOptions,
+    };
+
+    fn created(id: &str) -> Event {
+        UserCreated {
+            user_id: id.into(),
+            username: format!("name-{id}"),
+            role: Role::Operator,
+            password_ref: format!("password-{id}"),
+            via_setup: false,
+        }
+        .into()
+    }
+
+    fn logged_in(id: &str, n: usize) -> Event {
+        UserLoggedIn {
+            user_id: id.into(),
+            session_id: format!("s{n}"),
+            ip: None,
+        }
+        .into()
+    }
+
+    fn req(stream: &str, expected: ExpectedVersion, events: Vec<Event>) -> AppendRequest {
+        AppendRequest::new(stream, Actor::System("test".into()), events).expecting(expected)
+    }
+
+    fn open(dir: &std::path::Path) -> EventStore {
+        EventStore::open(
+            &dir.join("restic-manager.db"),
+            Arc::new(SystemClock),
+            StoreOptions {
+                durable: false,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    }
+
+    /// `streams` as stored, and the highest `stream_version` of each stream in `events`.
+    fn stored_versions(path: &std::path::Path) -> (Vec<(String, i64)>, Vec<(String, i64)>) {
+        let c = Connection::open(path).unwrap();
+        let q = |sql: &str| -> Vec<(String, i64)> {
+            let mut s = c.prepare(sql).unwrap();
+            let rows = s.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+            rows.map(Result::unwrap).collect()
+        };
+        (
+            q("SELECT stream, version FROM streams ORDER BY stream"),
+            q("SELECT stream, max(stream_version) FROM events GROUP BY stream ORDER BY stream"),
+        )
+    }
+
+    /// A unit that appends and then fails leaves no stream version behind, also when it
+    /// shares its group with units that append to the same stream before and after it.
+    #[tokio::test]
+    async fn a_failed_unit_takes_its_stream_versions_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(dir.path());
+        let alone = s
+            .write(|uow| -> Result<(), StoreError> {
+                uow.append(req("user-a", ExpectedVersion::NoStream, vec![created("a")]))?;
+                Err(StoreError::Closed)
+            })
+            .await;
+        assert!(matches!(alone, Err(StoreError::Closed)));
+
+        // The first job holds the writer for a moment so that the others queue up behind it
+        // and join its group.
+        let hold = s.write(|uow| -> Result<(), StoreError> {
+            std::thread::sleep(Duration::from_millis(100));
+            uow.append(req("user-a", ExpectedVersion::NoStream, vec![created("a")]))?;
+            Ok(())
+        });
+        let fails = s.write(|uow| -> Result<(), StoreError> {
+            uow.append(req(
+                "user-a",
+                ExpectedVersion::Exact(1),
+                vec![logged_in("a", 1)],
+            ))?;
+            uow.append(req("user-b", ExpectedVersion::NoStream, vec![created("b")]))?;
+            uow.append(req(
+                "user-a",
+                ExpectedVersion::Exact(2),
+                vec![logged_in("a", 2)],
+            ))?;
+            Err(StoreError::Closed)
+        });
+        let after = s.append(req(
+            "user-a",
+            ExpectedVersion::Exact(1),
+            vec![logged_in("a", 3), logged_in("a", 4)],
+        ));
+        let b = s.append(req("user-b", ExpectedVersion::NoStream, vec![created("b")]));
+        let (hold, fails, after, b) = tokio::join!(hold, fails, after, b);
+        hold.unwrap();
+        assert!(matches!(fails, Err(StoreError::Closed)));
+        let after = after.unwrap();
+        assert_eq!(
+            (after.first_seq, after.last_seq, after.stream_version),
+            (2, 3, 3)
+        );
+        assert_eq!(b.unwrap().stream_version, 1);
+        assert_eq!(s.head().seq, 4);
+        let path = s.path().to_path_buf();
+        s.close().await;
+        let (streams, events) = stored_versions(&path);
+        assert_eq!(streams, vec![("user-a".into(), 3), ("user-b".into(), 1)]);
+        assert_eq!(streams, events);
+        crate::store::verify(&Connection::open(&path).unwrap(), None).unwrap();
+    }
+
+    /// A failing first unit of a group is rolled back on its own; the units after it commit.
+    #[tokio::test]
+    async fn a_failed_first_unit_does_not_take_the_group_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(dir.path());
+        let first = s.write(|uow| -> Result<(), StoreError> {
+            std::thread::sleep(Duration::from_millis(100));
+            uow.append(req("user-x", ExpectedVersion::Any, vec![created("x")]))?;
+            Err(StoreError::Closed)
+        });
+        let rest = futures::future::join_all((0..20).map(|i| {
+            s.append(req(
+                &format!("user-{i}"),
+                ExpectedVersion::NoStream,
+                vec![created(&i.to_string())],
+            ))
+        }));
+        let (first, rest) = tokio::join!(first, rest);
+        assert!(matches!(first, Err(StoreError::Closed)));
+        for r in rest {
+            r.unwrap();
+        }
+        assert_eq!(s.head().seq, 20);
+        let path = s.path().to_path_buf();
+        s.close().await;
+        let (streams, events) = stored_versions(&path);
+        assert_eq!(streams.len(), 20);
+        assert_eq!(streams, events);
+        crate::store::verify(&Connection::open(&path).unwrap(), None).unwrap();
+    }
+
+    /// Versions kept in memory survive a reopen: they are read back from `streams`.
+    #[tokio::test]
+    async fn stream_versions_are_stored_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(dir.path());
+        for n in 0..3 {
+            let r = s
+                .append(req(
+                    "user-a",
+                    ExpectedVersion::Any,
+                    vec![logged_in("a", n), logged_in("a", n + 10)],
+                ))
+                .await
+                .unwrap();
+            assert_eq!(r.stream_version, 2 * (n as i64 + 1));
+        }
+        s.close().await;
+        let s = open(dir.path());
+        let stale = s
+            .append(req(
+                "user-a",
+                ExpectedVersion::Exact(5),
+                vec![logged_in("a", 7)],
+            ))
+            .await;
+        assert!(matches!(stale, Err(StoreError::Conflict { actual: 6, .. })));
+        let r = s
+            .append(req(
+                "user-a",
+                ExpectedVersion::Exact(6),
+                vec![logged_in("a", 7)],
+            ))
+            .await
+            .unwrap();
+        assert_eq!(r.stream_version, 7);
+        s.close().await;
     }
 }
