@@ -423,7 +423,7 @@ struct Writer {
 impl Writer {
     fn run(&mut self) {
         // The writer checkpoints itself, between groups and after their acknowledgements (see
-        // `checkpoint_if_due`), rather than inside `COMMIT`.
+        // `Writer::checkpoint`), rather than inside `COMMIT`.
         if let Err(e) = self.conn.pragma_update(None, "wal_autocheckpoint", 0) {
             tracing::warn!(error = %e, "could not turn off automatic checkpoints on the writer");
         }
@@ -639,10 +639,13 @@ mod tests {
         .unwrap()
     }
 
+    /// Stream names with a version, in name order.
+    type Versions = Vec<(String, i64)>;
+
     /// `streams` as stored, and the highest `stream_version` of each stream in `events`.
-    fn stored_versions(path: &std::path::Path) -> (Vec<(String, i64)>, Vec<(String, i64)>) {
+    fn stored_versions(path: &std::path::Path) -> (Versions, Versions) {
         let c = Connection::open(path).unwrap();
-        let q = |sql: &str| -> Vec<(String, i64)> {
+        let q = |sql: &str| -> Versions {
             let mut s = c.prepare(sql).unwrap();
             let rows = s.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
             rows.map(Result::unwrap).collect()
