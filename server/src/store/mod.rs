@@ -1,10 +1,11 @@
 //! The event store: one append-only SQLite table, one writer, many readers.
 //!
 //! - One writer thread owns the write connection. Callers queue units of work; the writer
-//!   takes everything queued, commits it in one `BEGIN IMMEDIATE` transaction with one
-//!   SAVEPOINT per unit (so one conflict rejects only its own unit), and acknowledges each
-//!   unit only after the commit is durable (`synchronous=FULL`). That is group commit: many
-//!   concurrent single-event appends share one fsync.
+//!   takes everything queued, commits it in one `BEGIN IMMEDIATE` transaction, and
+//!   acknowledges each unit only after the commit is durable (`synchronous=FULL`). That is
+//!   group commit: many concurrent single-event appends share one fsync. One unit failing
+//!   rejects only that unit: units of work get a SAVEPOINT each, plain appends are replayed
+//!   instead (see `writer::Writer::run_group`).
 //! - Projections are applied inline, inside the same transaction as the append.
 //! - Readers use their own WAL connections and see only committed data.
 //! - The writer checkpoints the WAL itself, between groups, after every few MiB of WAL and
@@ -264,7 +265,12 @@ impl EventStore {
 
 impl EventLog for EventStore {
     async fn append(&self, req: AppendRequest) -> Result<AppendResult, StoreError> {
-        self.write(move |uow| uow.append(req)).await
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .sender
+            .send(writer::Msg::Job(Box::new(writer::AppendJob::new(req, tx))))
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
     }
 
     async fn read_after(&self, after: i64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {

@@ -24,8 +24,17 @@ pub enum Msg {
 
 /// A unit of work as the writer sees it.
 pub trait Job: Send {
-    /// Runs inside a savepoint. Returns whether it succeeded (and must be kept).
+    /// Runs inside the group's transaction. Returns whether it succeeded (and must be kept).
     fn run(&mut self, uow: &mut Uow<'_>) -> bool;
+    /// Whether the unit can simply be run again, with the same effect, after the transaction
+    /// it ran in was rolled back. Such a unit needs no savepoint of its own when everything
+    /// before it in the transaction is replayable too: should it fail after writing, the
+    /// writer rolls the transaction back and runs the units kept so far again (see
+    /// [`Writer::run_group`]). Its caller cannot tell: nothing is acknowledged before
+    /// `COMMIT`.
+    fn replayable(&self) -> bool {
+        false
+    }
     /// Called after the group's commit (or its failure) with the outcome.
     fn finish(self: Box<Self>, committed: Result<(), &StoreError>);
 }
@@ -72,6 +81,50 @@ where
             )))),
         };
         let _ = this.reply.send(out);
+    }
+}
+
+/// A plain append, as [`EventLog::append`](super::EventLog::append) sends it. It keeps its
+/// request, so it is replayable.
+pub struct AppendJob {
+    req: AppendRequest,
+    out: Option<Result<AppendResult, StoreError>>,
+    reply: oneshot::Sender<Result<AppendResult, StoreError>>,
+}
+
+impl AppendJob {
+    pub fn new(
+        req: AppendRequest,
+        reply: oneshot::Sender<Result<AppendResult, StoreError>>,
+    ) -> Self {
+        AppendJob {
+            req,
+            out: None,
+            reply,
+        }
+    }
+}
+
+impl Job for AppendJob {
+    fn run(&mut self, uow: &mut Uow<'_>) -> bool {
+        let r = uow.append_ref(&self.req);
+        let ok = r.is_ok();
+        self.out = Some(r);
+        ok
+    }
+
+    fn replayable(&self) -> bool {
+        true
+    }
+
+    fn finish(self: Box<Self>, committed: Result<(), &StoreError>) {
+        let out = match (committed, self.out) {
+            (_, None) => Err(StoreError::Closed),
+            (Ok(()), Some(r)) => r,
+            (Err(_), Some(Err(e))) => Err(e),
+            (Err(e), Some(Ok(_))) => Err(StoreError::Migration(format!("commit failed: {e}"))),
+        };
+        let _ = self.reply.send(out);
     }
 }
 
@@ -196,6 +249,9 @@ pub struct Uow<'a> {
     now: Timestamp,
     /// `now` as stored in `occurred_at`.
     now_text: &'a str,
+    /// Whether [`Uow::append`] has written anything (a failure before that leaves the
+    /// transaction as it was).
+    wrote: bool,
 }
 
 impl Uow<'_> {
@@ -213,6 +269,10 @@ impl Uow<'_> {
 
     /// Appends events to one stream, applying projections inline.
     pub fn append(&mut self, req: AppendRequest) -> Result<AppendResult, StoreError> {
+        self.append_ref(&req)
+    }
+
+    fn append_ref(&mut self, req: &AppendRequest) -> Result<AppendResult, StoreError> {
         let conn = self.conn;
         let AppendRequest {
             stream,
@@ -224,28 +284,28 @@ impl Uow<'_> {
             causation_id,
             event_ids,
         } = req;
-        if let Some(cmd) = &command_id {
+        if let Some(cmd) = command_id {
             if let Some(r) = by_command_id(conn, cmd)? {
                 return Ok(r);
             }
         }
         // Caller-chosen ids (when there is one per event) make the append idempotent too.
-        let given_ids = event_ids.filter(|ids| ids.len() == events.len());
-        if let Some(ids) = &given_ids {
+        let given_ids = event_ids.as_ref().filter(|ids| ids.len() == events.len());
+        if let Some(ids) = given_ids {
             if let Some(r) = by_event_ids(conn, ids)? {
                 return Ok(r);
             }
         }
-        let actual = self.streams.get(conn, &stream)?;
-        let ok = match expected {
+        let actual = self.streams.get(conn, stream)?;
+        let ok = match *expected {
             ExpectedVersion::Any => true,
             ExpectedVersion::NoStream => actual == 0,
             ExpectedVersion::Exact(v) => actual == v,
         };
         if !ok {
             return Err(StoreError::Conflict {
-                stream,
-                expected,
+                stream: stream.clone(),
+                expected: *expected,
                 actual,
             });
         }
@@ -257,15 +317,16 @@ impl Uow<'_> {
                 duplicate: false,
             });
         }
-        let mut ids = given_ids.map(Vec::into_iter);
+        let mut ids = given_ids.map(|ids| ids.iter());
         let actor = actor.to_string();
         let first_seq = self.head.seq + 1;
         let mut version = actual;
         self.appended.reserve(events.len());
-        for event in &events {
+        self.wrote = true;
+        for event in events {
             version += 1;
             let event_id = match ids.as_mut().and_then(Iterator::next) {
-                Some(id) => id,
+                Some(id) => id.clone(),
                 None => uuid::Uuid::now_v7().to_string(),
             };
             let mut rec = RecordedEvent {
@@ -298,7 +359,7 @@ impl Uow<'_> {
             self.head.hash.clone_from(&rec.hash);
             self.appended.push(rec);
         }
-        self.streams.set(&stream, version);
+        self.streams.set(stream, version);
         Ok(AppendResult {
             first_seq,
             last_seq: self.head.seq,
@@ -510,6 +571,17 @@ impl Writer {
         closing
     }
 
+    /// Runs the group's units in one transaction, then commits it.
+    ///
+    /// A unit gets a savepoint of its own only when it has to. It needs none when it is the
+    /// first in the transaction, nor when it and every unit kept before it are replayable
+    /// (plain appends). Such a unit decides everything that can refuse it (idempotency, the
+    /// expected version) before it writes, so it nearly always either succeeds or fails
+    /// without having written anything. In the rare case that it fails after writing (a
+    /// projection refuses its event, a repeated event id within the request), the
+    /// transaction is rolled back, begun again and the units kept so far are run again, in
+    /// order, each in a savepoint; the failed unit is left out. Nothing has been acknowledged
+    /// yet, so no caller can tell.
     fn run_group(
         &mut self,
         first: Box<dyn Job>,
@@ -517,53 +589,58 @@ impl Writer {
         appended: &mut Vec<RecordedEvent>,
         closing: &mut bool,
     ) -> Result<(), StoreError> {
-        let conn = &self.conn;
-        conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+        self.conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
         let now = self.clock.now();
         let now_text = now.to_string();
-        // Whether the transaction holds the work of an earlier unit. The first unit of a
-        // transaction needs no savepoint: if it fails, the whole transaction is rolled back
-        // and begun again.
+        let start_head = self.head.clone();
+        // Whether each unit in `jobs` is kept.
+        let mut kept: Vec<bool> = Vec::new();
+        // Whether the transaction holds the work of an earlier unit, and whether all of that
+        // work can be replayed.
         let mut holds_work = false;
+        let mut all_replayable = true;
         let mut next = Some(first);
         while let Some(mut job) = next.take() {
-            if holds_work {
-                conn.prepare_cached("SAVEPOINT unit")?.execute([])?;
-            }
-            let saved_seq = self.head.seq;
-            let saved_hash = self.head.hash.clone();
-            let saved_len = appended.len();
-            let ok = {
-                let mut uow = Uow {
-                    conn,
-                    head: &mut self.head,
-                    appended,
-                    streams: &mut self.streams,
-                    now,
-                    now_text: &now_text,
-                };
-                job.run(&mut uow)
+            let replayable = job.replayable();
+            let savepoint = holds_work && !(replayable && all_replayable);
+            let run = Run {
+                now,
+                now_text: &now_text,
+                savepoint,
             };
-            jobs.push(job);
-            if ok {
-                if holds_work {
-                    conn.prepare_cached("RELEASE unit")?.execute([])?;
+            match self.run_unit(job.as_mut(), appended, &run)? {
+                Outcome::Kept => {
+                    holds_work = true;
+                    all_replayable &= replayable;
+                    kept.push(true);
                 }
-                self.streams.keep_unit();
-                holds_work = true;
-            } else {
-                if holds_work {
-                    conn.prepare_cached("ROLLBACK TO unit")?.execute([])?;
-                    conn.prepare_cached("RELEASE unit")?.execute([])?;
-                } else {
-                    conn.prepare_cached("ROLLBACK")?.execute([])?;
-                    conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+                Outcome::Failed => kept.push(false),
+                Outcome::FailedAfterWriting => {
+                    // Only a unit without a savepoint gets here, so everything kept so far
+                    // is replayable.
+                    self.conn.prepare_cached("ROLLBACK")?.execute([])?;
+                    self.conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+                    self.streams.discard();
+                    self.head.clone_from(&start_head);
+                    appended.clear();
+                    let run = Run {
+                        savepoint: true,
+                        ..run
+                    };
+                    holds_work = false;
+                    for (job, kept) in jobs.iter_mut().zip(kept.iter_mut()) {
+                        if *kept {
+                            *kept = matches!(
+                                self.run_unit(job.as_mut(), appended, &run)?,
+                                Outcome::Kept
+                            );
+                            holds_work |= *kept;
+                        }
+                    }
+                    kept.push(false);
                 }
-                self.streams.undo_unit();
-                self.head.seq = saved_seq;
-                self.head.hash = saved_hash;
-                appended.truncate(saved_len);
             }
+            jobs.push(job);
             // Units that arrived while this one ran join the group.
             if jobs.len() < self.max_batch && !*closing {
                 match self.rx.try_recv() {
@@ -573,12 +650,80 @@ impl Writer {
                 }
             }
         }
-        self.streams.flush(conn)?;
+        self.streams.flush(&self.conn)?;
         // Inline projections are always at the head of the log, so their `last_seq` is not
         // rewritten on every commit (a page per commit); rebuilds and imports record it.
-        conn.prepare_cached("COMMIT")?.execute([])?;
+        self.conn.prepare_cached("COMMIT")?.execute([])?;
         Ok(())
     }
+
+    /// Runs one unit, in a savepoint if `run.savepoint`. A unit that fails is undone, except
+    /// when it ran without a savepoint and may have written: then the caller has to roll
+    /// back.
+    fn run_unit(
+        &mut self,
+        job: &mut dyn Job,
+        appended: &mut Vec<RecordedEvent>,
+        run: &Run<'_>,
+    ) -> Result<Outcome, StoreError> {
+        let conn = &self.conn;
+        if run.savepoint {
+            conn.prepare_cached("SAVEPOINT unit")?.execute([])?;
+        }
+        let saved_seq = self.head.seq;
+        let saved_hash = self.head.hash.clone();
+        let saved_len = appended.len();
+        let (ok, wrote) = {
+            let mut uow = Uow {
+                conn,
+                head: &mut self.head,
+                appended,
+                streams: &mut self.streams,
+                now: run.now,
+                now_text: run.now_text,
+                wrote: false,
+            };
+            let ok = job.run(&mut uow);
+            // Only appends are tracked; any other unit may have written through `conn()`.
+            (ok, uow.wrote || !job.replayable())
+        };
+        if ok {
+            if run.savepoint {
+                conn.prepare_cached("RELEASE unit")?.execute([])?;
+            }
+            self.streams.keep_unit();
+            return Ok(Outcome::Kept);
+        }
+        if run.savepoint {
+            conn.prepare_cached("ROLLBACK TO unit")?.execute([])?;
+            conn.prepare_cached("RELEASE unit")?.execute([])?;
+        } else if wrote {
+            return Ok(Outcome::FailedAfterWriting);
+        }
+        self.streams.undo_unit();
+        self.head.seq = saved_seq;
+        self.head.hash = saved_hash;
+        appended.truncate(saved_len);
+        Ok(Outcome::Failed)
+    }
+}
+
+/// How [`Writer::run_unit`] runs a unit.
+#[derive(Clone, Copy)]
+struct Run<'a> {
+    now: Timestamp,
+    now_text: &'a str,
+    savepoint: bool,
+}
+
+/// What became of a unit.
+enum Outcome {
+    /// It succeeded; its work stays in the transaction.
+    Kept,
+    /// It failed and left nothing behind.
+    Failed,
+    /// It failed without a savepoint after writing: the transaction must be rolled back.
+    FailedAfterWriting,
 }
 
 /// A passive WAL checkpoint (never blocks writers or readers).
@@ -744,6 +889,98 @@ mod tests {
         assert_eq!(streams.len(), 20);
         assert_eq!(streams, events);
         crate::store::verify(&Connection::open(&path).unwrap(), None).unwrap();
+    }
+
+    /// A plain append that holds the writer for a moment before it runs, so that the units
+    /// sent after it queue up and join its group. Replayable like any plain append.
+    struct Slow(super::AppendJob);
+
+    impl super::Job for Slow {
+        fn run(&mut self, uow: &mut super::Uow<'_>) -> bool {
+            std::thread::sleep(Duration::from_millis(100));
+            self.0.run(uow)
+        }
+        fn replayable(&self) -> bool {
+            true
+        }
+        fn finish(self: Box<Self>, committed: Result<(), &StoreError>) {
+            Box::new(self.0).finish(committed)
+        }
+    }
+
+    /// Plain appends share a transaction without savepoints. One that fails after writing
+    /// (here: the same event id twice in one request) is left out and the units before it
+    /// are replayed; every other append of the group commits with the seqs and versions it
+    /// was told, and the chain stays intact.
+    #[tokio::test]
+    async fn an_append_failing_after_writing_is_left_out_of_its_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(dir.path());
+        let (tx, hold) = tokio::sync::oneshot::channel();
+        let slow = req("user-h", ExpectedVersion::NoStream, vec![created("h")]);
+        s.inner
+            .sender
+            .send(super::Msg::Job(Box::new(Slow(super::AppendJob::new(
+                slow, tx,
+            )))))
+            .unwrap();
+        let a = s.append(req("user-a", ExpectedVersion::NoStream, vec![created("a")]));
+        let mut twice = req(
+            "user-b",
+            ExpectedVersion::NoStream,
+            vec![created("b"), logged_in("b", 1)],
+        );
+        twice.event_ids = Some(vec!["same-id".into(), "same-id".into()]);
+        let bad = s.append(twice);
+        let conflict = s.append(req("user-a", ExpectedVersion::Exact(7), vec![]));
+        let c = s.append(req("user-c", ExpectedVersion::NoStream, vec![created("c")]));
+        let a2 = s.append(req(
+            "user-a",
+            ExpectedVersion::Exact(1),
+            vec![logged_in("a", 1), logged_in("a", 2)],
+        ));
+        let (hold, a, bad, conflict, c, a2) = tokio::join!(hold, a, bad, conflict, c, a2);
+        assert_eq!(hold.unwrap().unwrap().first_seq, 1);
+        let a = a.unwrap();
+        assert_eq!((a.first_seq, a.stream_version), (2, 1));
+        assert!(
+            matches!(bad, Err(StoreError::DuplicateEventId(ref id)) if id == "same-id"),
+            "{bad:?}"
+        );
+        assert!(matches!(
+            conflict,
+            Err(StoreError::Conflict { actual: 1, .. })
+        ));
+        let c = c.unwrap();
+        assert_eq!((c.first_seq, c.stream_version), (3, 1));
+        let a2 = a2.unwrap();
+        assert_eq!((a2.first_seq, a2.last_seq, a2.stream_version), (4, 5, 3));
+        assert_eq!(s.head().seq, 5);
+        let path = s.path().to_path_buf();
+        s.close().await;
+        let (streams, events) = stored_versions(&path);
+        assert_eq!(
+            streams,
+            vec![
+                ("user-a".into(), 3),
+                ("user-c".into(), 1),
+                ("user-h".into(), 1)
+            ]
+        );
+        assert_eq!(streams, events);
+        let c = Connection::open(&path).unwrap();
+        crate::store::verify(&c, None).unwrap();
+        let users: i64 = c
+            .query_row("SELECT count(*) FROM users", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(users, 3, "the failed append's projection write is gone too");
+        // All of it was one group: one `occurred_at`.
+        let at: i64 = c
+            .query_row("SELECT count(DISTINCT occurred_at) FROM events", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(at, 1);
     }
 
     /// Versions kept in memory survive a reopen: they are read back from `streams`.
