@@ -1,13 +1,15 @@
 //! The event store: one append-only SQLite table, one writer, many readers.
 //!
 //! - One writer thread owns the write connection. Callers queue units of work; the writer
-//!   takes everything queued, commits it in one `BEGIN IMMEDIATE` transaction with one
-//!   SAVEPOINT per unit (so one conflict rejects only its own unit), and acknowledges each
-//!   unit only after the commit is durable (`synchronous=FULL`). That is group commit: many
-//!   concurrent single-event appends share one fsync.
+//!   takes everything queued, commits it in one `BEGIN IMMEDIATE` transaction, and
+//!   acknowledges each unit only after the commit is durable (`synchronous=FULL`). That is
+//!   group commit: many concurrent single-event appends share one fsync. One unit failing
+//!   rejects only that unit: units of work get a SAVEPOINT each, plain appends are replayed
+//!   instead (see `writer::Writer::run_group`).
 //! - Projections are applied inline, inside the same transaction as the append.
 //! - Readers use their own WAL connections and see only committed data.
-//! - The writer checkpoints the WAL periodically so it does not grow without bound.
+//! - The writer checkpoints the WAL itself, between groups, after every few MiB of WAL and
+//!   when idle, so the WAL is reused from its start instead of growing without bound.
 
 mod chain;
 mod error;
@@ -120,7 +122,8 @@ pub struct Head {
 pub struct StoreOptions {
     /// Most units of work committed together.
     pub max_batch: usize,
-    /// How often the writer checkpoints the WAL.
+    /// How long the writer stays idle before it checkpoints the WAL. Under load it
+    /// checkpoints by volume, every few MiB of WAL.
     pub checkpoint_every: Duration,
     /// `synchronous=FULL` (durable on ack) when true; OFF only for throwaway stores.
     pub durable: bool,
@@ -167,28 +170,6 @@ struct Inner {
     committed: broadcast::Sender<Arc<Vec<RecordedEvent>>>,
     head: Arc<Mutex<Head>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
-    /// Dropping the sender stops the checkpointer.
-    checkpointer: Mutex<Option<std::sync::mpsc::Sender<()>>>,
-}
-
-/// Checkpoints the WAL every `every` on its own connection, so that a checkpoint never sits
-/// inside a commit. Stops when its sender is dropped.
-fn spawn_checkpointer(
-    path: &Path,
-    every: Duration,
-) -> Result<std::sync::mpsc::Sender<()>, StoreError> {
-    let conn = open_connection(path, true)?;
-    conn.pragma_update(None, "cache_size", -2048)?;
-    let (tx, rx) = std::sync::mpsc::channel::<()>();
-    std::thread::Builder::new()
-        .name("wal-checkpoint".into())
-        .spawn(move || {
-            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(every) {
-                writer::checkpoint(&conn);
-            }
-        })
-        .map_err(StoreError::Io)?;
-    Ok(tx)
 }
 
 /// Opens a connection with the pragmas every connection of the store uses.
@@ -221,7 +202,6 @@ impl EventStore {
         let head = Arc::new(Mutex::new(head));
         let (committed, _) = broadcast::channel(1024);
         let (sender, rx) = std::sync::mpsc::channel();
-        let checkpointer = spawn_checkpointer(path, opts.checkpoint_every)?;
         let writer = writer::spawn(conn, rx, clock, opts, committed.clone(), head.clone())?;
         Ok(EventStore {
             inner: Arc::new(Inner {
@@ -231,7 +211,6 @@ impl EventStore {
                 committed,
                 head,
                 writer: Mutex::new(Some(writer)),
-                checkpointer: Mutex::new(Some(checkpointer)),
             }),
         })
     }
@@ -276,9 +255,6 @@ impl EventStore {
 
     /// Stops accepting work, lets the writer commit everything queued, and waits for it.
     pub async fn close(&self) {
-        if let Ok(mut c) = self.inner.checkpointer.lock() {
-            c.take();
-        }
         let _ = self.inner.sender.send(writer::Msg::Close);
         let handle = self.inner.writer.lock().ok().and_then(|mut w| w.take());
         if let Some(h) = handle {
@@ -289,7 +265,12 @@ impl EventStore {
 
 impl EventLog for EventStore {
     async fn append(&self, req: AppendRequest) -> Result<AppendResult, StoreError> {
-        self.write(move |uow| uow.append(req)).await
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .sender
+            .send(writer::Msg::Job(Box::new(writer::AppendJob::new(req, tx))))
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
     }
 
     async fn read_after(&self, after: i64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {

@@ -1,8 +1,10 @@
-//! The single writer: group commit with one savepoint per unit of work.
+//! The single writer: group commit with one savepoint per unit of work, and the WAL
+//! checkpoints.
 
 use std::collections::HashMap;
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use domain::envelope::RecordedEvent;
 use domain::Timestamp;
@@ -22,8 +24,17 @@ pub enum Msg {
 
 /// A unit of work as the writer sees it.
 pub trait Job: Send {
-    /// Runs inside a savepoint. Returns whether it succeeded (and must be kept).
+    /// Runs inside the group's transaction. Returns whether it succeeded (and must be kept).
     fn run(&mut self, uow: &mut Uow<'_>) -> bool;
+    /// Whether the unit can simply be run again, with the same effect, after the transaction
+    /// it ran in was rolled back. Such a unit needs no savepoint of its own when everything
+    /// before it in the transaction is replayable too: should it fail after writing, the
+    /// writer rolls the transaction back and runs the units kept so far again (see
+    /// [`Writer::run_group`]). Its caller cannot tell: nothing is acknowledged before
+    /// `COMMIT`.
+    fn replayable(&self) -> bool {
+        false
+    }
     /// Called after the group's commit (or its failure) with the outcome.
     fn finish(self: Box<Self>, committed: Result<(), &StoreError>);
 }
@@ -70,6 +81,50 @@ where
             )))),
         };
         let _ = this.reply.send(out);
+    }
+}
+
+/// A plain append, as [`EventLog::append`](super::EventLog::append) sends it. It keeps its
+/// request, so it is replayable.
+pub struct AppendJob {
+    req: AppendRequest,
+    out: Option<Result<AppendResult, StoreError>>,
+    reply: oneshot::Sender<Result<AppendResult, StoreError>>,
+}
+
+impl AppendJob {
+    pub fn new(
+        req: AppendRequest,
+        reply: oneshot::Sender<Result<AppendResult, StoreError>>,
+    ) -> Self {
+        AppendJob {
+            req,
+            out: None,
+            reply,
+        }
+    }
+}
+
+impl Job for AppendJob {
+    fn run(&mut self, uow: &mut Uow<'_>) -> bool {
+        let r = uow.append_ref(&self.req);
+        let ok = r.is_ok();
+        self.out = Some(r);
+        ok
+    }
+
+    fn replayable(&self) -> bool {
+        true
+    }
+
+    fn finish(self: Box<Self>, committed: Result<(), &StoreError>) {
+        let out = match (committed, self.out) {
+            (_, None) => Err(StoreError::Closed),
+            (Ok(()), Some(r)) => r,
+            (Err(_), Some(Err(e))) => Err(e),
+            (Err(e), Some(Ok(_))) => Err(StoreError::Migration(format!("commit failed: {e}"))),
+        };
+        let _ = self.reply.send(out);
     }
 }
 
@@ -194,6 +249,9 @@ pub struct Uow<'a> {
     now: Timestamp,
     /// `now` as stored in `occurred_at`.
     now_text: &'a str,
+    /// Whether [`Uow::append`] has written anything (a failure before that leaves the
+    /// transaction as it was).
+    wrote: bool,
 }
 
 impl Uow<'_> {
@@ -211,6 +269,10 @@ impl Uow<'_> {
 
     /// Appends events to one stream, applying projections inline.
     pub fn append(&mut self, req: AppendRequest) -> Result<AppendResult, StoreError> {
+        self.append_ref(&req)
+    }
+
+    fn append_ref(&mut self, req: &AppendRequest) -> Result<AppendResult, StoreError> {
         let conn = self.conn;
         let AppendRequest {
             stream,
@@ -222,28 +284,28 @@ impl Uow<'_> {
             causation_id,
             event_ids,
         } = req;
-        if let Some(cmd) = &command_id {
+        if let Some(cmd) = command_id {
             if let Some(r) = by_command_id(conn, cmd)? {
                 return Ok(r);
             }
         }
         // Caller-chosen ids (when there is one per event) make the append idempotent too.
-        let given_ids = event_ids.filter(|ids| ids.len() == events.len());
-        if let Some(ids) = &given_ids {
+        let given_ids = event_ids.as_ref().filter(|ids| ids.len() == events.len());
+        if let Some(ids) = given_ids {
             if let Some(r) = by_event_ids(conn, ids)? {
                 return Ok(r);
             }
         }
-        let actual = self.streams.get(conn, &stream)?;
-        let ok = match expected {
+        let actual = self.streams.get(conn, stream)?;
+        let ok = match *expected {
             ExpectedVersion::Any => true,
             ExpectedVersion::NoStream => actual == 0,
             ExpectedVersion::Exact(v) => actual == v,
         };
         if !ok {
             return Err(StoreError::Conflict {
-                stream,
-                expected,
+                stream: stream.clone(),
+                expected: *expected,
                 actual,
             });
         }
@@ -255,15 +317,16 @@ impl Uow<'_> {
                 duplicate: false,
             });
         }
-        let mut ids = given_ids.map(Vec::into_iter);
+        let mut ids = given_ids.map(|ids| ids.iter());
         let actor = actor.to_string();
         let first_seq = self.head.seq + 1;
         let mut version = actual;
         self.appended.reserve(events.len());
-        for event in &events {
+        self.wrote = true;
+        for event in events {
             version += 1;
             let event_id = match ids.as_mut().and_then(Iterator::next) {
-                Some(id) => id,
+                Some(id) => id.clone(),
                 None => uuid::Uuid::now_v7().to_string(),
             };
             let mut rec = RecordedEvent {
@@ -296,7 +359,7 @@ impl Uow<'_> {
             self.head.hash.clone_from(&rec.hash);
             self.appended.push(rec);
         }
-        self.streams.set(&stream, version);
+        self.streams.set(stream, version);
         Ok(AppendResult {
             first_seq,
             last_seq: self.head.seq,
@@ -378,15 +441,29 @@ pub fn spawn(
                 rx,
                 clock,
                 max_batch: opts.max_batch.max(1),
+                idle_checkpoint: opts.checkpoint_every,
                 committed,
                 published,
                 head,
                 streams: StreamVersions::default(),
+                since_checkpoint: Volume::default(),
             };
             w.run();
         })
         .map_err(StoreError::Io)
 }
+
+/// What was committed since the last checkpoint.
+#[derive(Default)]
+struct Volume {
+    commits: usize,
+    events: usize,
+}
+
+/// Checkpoint once this many commits or events went into the WAL since the last checkpoint
+/// (a few MiB of WAL at most).
+const CHECKPOINT_COMMITS: usize = 256;
+const CHECKPOINT_EVENTS: usize = 2048;
 
 /// The writer thread's state.
 struct Writer {
@@ -394,27 +471,48 @@ struct Writer {
     rx: Receiver<Msg>,
     clock: Arc<dyn Clock>,
     max_batch: usize,
+    /// How long the writer waits, idle, before checkpointing what it committed.
+    idle_checkpoint: Duration,
     committed: broadcast::Sender<Arc<Vec<RecordedEvent>>>,
     published: Arc<Mutex<Head>>,
     /// The chain head including the open group's appends.
     head: Head,
     streams: StreamVersions,
+    since_checkpoint: Volume,
 }
 
 impl Writer {
     fn run(&mut self) {
-        // Checkpoints run on their own connection and thread (see `mod.rs`), off the commit
-        // path.
+        // The writer checkpoints itself, between groups and after their acknowledgements (see
+        // `Writer::checkpoint`), rather than inside `COMMIT`.
         if let Err(e) = self.conn.pragma_update(None, "wal_autocheckpoint", 0) {
             tracing::warn!(error = %e, "could not turn off automatic checkpoints on the writer");
         }
         loop {
-            let first = match self.rx.recv() {
-                Ok(Msg::Job(j)) => j,
-                Ok(Msg::Close) | Err(_) => break,
+            let msg = if self.since_checkpoint.commits > 0 {
+                match self.rx.recv_timeout(self.idle_checkpoint) {
+                    Ok(m) => m,
+                    Err(RecvTimeoutError::Timeout) => {
+                        self.checkpoint();
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+            } else {
+                match self.rx.recv() {
+                    Ok(m) => m,
+                    Err(_) => break,
+                }
             };
-            if self.commit_group(first) {
+            let Msg::Job(first) = msg else { break };
+            let closing = self.commit_group(first);
+            if closing {
                 break;
+            }
+            if self.since_checkpoint.commits >= CHECKPOINT_COMMITS
+                || self.since_checkpoint.events >= CHECKPOINT_EVENTS
+            {
+                self.checkpoint();
             }
         }
         // Anything still queued after Close (or from senders racing it) gets a clear error.
@@ -423,7 +521,19 @@ impl Writer {
                 j.finish(Err(&StoreError::Closed));
             }
         }
+        self.checkpoint();
+    }
+
+    /// Copies the WAL into the database. Run by the writer itself, between groups, so no
+    /// append is in flight: the checkpoint can take in the whole WAL, and the next commit
+    /// then starts writing the WAL from its beginning again instead of growing it. (A
+    /// checkpoint on another connection runs alongside the appends and under steady load
+    /// never catches up, so the WAL would grow without bound, and appending to a growing
+    /// file makes every commit's fsync dearer.) Units that arrive meanwhile queue up and
+    /// join the next group; every unit committed so far has been acknowledged.
+    fn checkpoint(&mut self) {
         checkpoint(&self.conn);
+        self.since_checkpoint = Volume::default();
     }
 
     /// Runs `first` and whatever else is queued, or gets queued while the group runs, in one
@@ -437,6 +547,8 @@ impl Writer {
         match &result {
             Ok(()) => {
                 self.streams.committed();
+                self.since_checkpoint.commits += 1;
+                self.since_checkpoint.events += appended.len();
                 if let Ok(mut p) = self.published.lock() {
                     p.clone_from(&self.head);
                 }
@@ -459,6 +571,17 @@ impl Writer {
         closing
     }
 
+    /// Runs the group's units in one transaction, then commits it.
+    ///
+    /// A unit gets a savepoint of its own only when it has to. It needs none when it is the
+    /// first in the transaction, nor when it and every unit kept before it are replayable
+    /// (plain appends). Such a unit decides everything that can refuse it (idempotency, the
+    /// expected version) before it writes, so it nearly always either succeeds or fails
+    /// without having written anything. In the rare case that it fails after writing (a
+    /// projection refuses its event, a repeated event id within the request), the
+    /// transaction is rolled back, begun again and the units kept so far are run again, in
+    /// order, each in a savepoint; the failed unit is left out. Nothing has been acknowledged
+    /// yet, so no caller can tell.
     fn run_group(
         &mut self,
         first: Box<dyn Job>,
@@ -466,53 +589,58 @@ impl Writer {
         appended: &mut Vec<RecordedEvent>,
         closing: &mut bool,
     ) -> Result<(), StoreError> {
-        let conn = &self.conn;
-        conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+        self.conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
         let now = self.clock.now();
         let now_text = now.to_string();
-        // Whether the transaction holds the work of an earlier unit. The first unit of a
-        // transaction needs no savepoint: if it fails, the whole transaction is rolled back
-        // and begun again.
+        let start_head = self.head.clone();
+        // Whether each unit in `jobs` is kept.
+        let mut kept: Vec<bool> = Vec::new();
+        // Whether the transaction holds the work of an earlier unit, and whether all of that
+        // work can be replayed.
         let mut holds_work = false;
+        let mut all_replayable = true;
         let mut next = Some(first);
         while let Some(mut job) = next.take() {
-            if holds_work {
-                conn.prepare_cached("SAVEPOINT unit")?.execute([])?;
-            }
-            let saved_seq = self.head.seq;
-            let saved_hash = self.head.hash.clone();
-            let saved_len = appended.len();
-            let ok = {
-                let mut uow = Uow {
-                    conn,
-                    head: &mut self.head,
-                    appended,
-                    streams: &mut self.streams,
-                    now,
-                    now_text: &now_text,
-                };
-                job.run(&mut uow)
+            let replayable = job.replayable();
+            let savepoint = holds_work && !(replayable && all_replayable);
+            let run = Run {
+                now,
+                now_text: &now_text,
+                savepoint,
             };
-            jobs.push(job);
-            if ok {
-                if holds_work {
-                    conn.prepare_cached("RELEASE unit")?.execute([])?;
+            match self.run_unit(job.as_mut(), appended, &run)? {
+                Outcome::Kept => {
+                    holds_work = true;
+                    all_replayable &= replayable;
+                    kept.push(true);
                 }
-                self.streams.keep_unit();
-                holds_work = true;
-            } else {
-                if holds_work {
-                    conn.prepare_cached("ROLLBACK TO unit")?.execute([])?;
-                    conn.prepare_cached("RELEASE unit")?.execute([])?;
-                } else {
-                    conn.prepare_cached("ROLLBACK")?.execute([])?;
-                    conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+                Outcome::Failed => kept.push(false),
+                Outcome::FailedAfterWriting => {
+                    // Only a unit without a savepoint gets here, so everything kept so far
+                    // is replayable.
+                    self.conn.prepare_cached("ROLLBACK")?.execute([])?;
+                    self.conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+                    self.streams.discard();
+                    self.head.clone_from(&start_head);
+                    appended.clear();
+                    let run = Run {
+                        savepoint: true,
+                        ..run
+                    };
+                    holds_work = false;
+                    for (job, kept) in jobs.iter_mut().zip(kept.iter_mut()) {
+                        if *kept {
+                            *kept = matches!(
+                                self.run_unit(job.as_mut(), appended, &run)?,
+                                Outcome::Kept
+                            );
+                            holds_work |= *kept;
+                        }
+                    }
+                    kept.push(false);
                 }
-                self.streams.undo_unit();
-                self.head.seq = saved_seq;
-                self.head.hash = saved_hash;
-                appended.truncate(saved_len);
             }
+            jobs.push(job);
             // Units that arrived while this one ran join the group.
             if jobs.len() < self.max_batch && !*closing {
                 match self.rx.try_recv() {
@@ -522,17 +650,374 @@ impl Writer {
                 }
             }
         }
-        self.streams.flush(conn)?;
+        self.streams.flush(&self.conn)?;
         // Inline projections are always at the head of the log, so their `last_seq` is not
         // rewritten on every commit (a page per commit); rebuilds and imports record it.
-        conn.prepare_cached("COMMIT")?.execute([])?;
+        self.conn.prepare_cached("COMMIT")?.execute([])?;
         Ok(())
     }
+
+    /// Runs one unit, in a savepoint if `run.savepoint`. A unit that fails is undone, except
+    /// when it ran without a savepoint and may have written: then the caller has to roll
+    /// back.
+    fn run_unit(
+        &mut self,
+        job: &mut dyn Job,
+        appended: &mut Vec<RecordedEvent>,
+        run: &Run<'_>,
+    ) -> Result<Outcome, StoreError> {
+        let conn = &self.conn;
+        if run.savepoint {
+            conn.prepare_cached("SAVEPOINT unit")?.execute([])?;
+        }
+        let saved_seq = self.head.seq;
+        let saved_hash = self.head.hash.clone();
+        let saved_len = appended.len();
+        let (ok, wrote) = {
+            let mut uow = Uow {
+                conn,
+                head: &mut self.head,
+                appended,
+                streams: &mut self.streams,
+                now: run.now,
+                now_text: run.now_text,
+                wrote: false,
+            };
+            let ok = job.run(&mut uow);
+            // Only appends are tracked; any other unit may have written through `conn()`.
+            (ok, uow.wrote || !job.replayable())
+        };
+        if ok {
+            if run.savepoint {
+                conn.prepare_cached("RELEASE unit")?.execute([])?;
+            }
+            self.streams.keep_unit();
+            return Ok(Outcome::Kept);
+        }
+        if run.savepoint {
+            conn.prepare_cached("ROLLBACK TO unit")?.execute([])?;
+            conn.prepare_cached("RELEASE unit")?.execute([])?;
+        } else if wrote {
+            return Ok(Outcome::FailedAfterWriting);
+        }
+        self.streams.undo_unit();
+        self.head.seq = saved_seq;
+        self.head.hash = saved_hash;
+        appended.truncate(saved_len);
+        Ok(Outcome::Failed)
+    }
+}
+
+/// How [`Writer::run_unit`] runs a unit.
+#[derive(Clone, Copy)]
+struct Run<'a> {
+    now: Timestamp,
+    now_text: &'a str,
+    savepoint: bool,
+}
+
+/// What became of a unit.
+enum Outcome {
+    /// It succeeded; its work stays in the transaction.
+    Kept,
+    /// It failed and left nothing behind.
+    Failed,
+    /// It failed without a savepoint after writing: the transaction must be rolled back.
+    FailedAfterWriting,
 }
 
 /// A passive WAL checkpoint (never blocks writers or readers).
 pub fn checkpoint(conn: &Connection) {
     if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
         tracing::warn!(error = %e, "WAL checkpoint failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use domain::event::{UserCreated, UserLoggedIn};
+    use domain::users::Role;
+    use domain::{Actor, Event};
+    use rusqlite::Connection;
+
+    use crate::clock::SystemClock;
+    use crate::store::{
+        AppendRequest, EventLog, EventStore, ExpectedVersion, StoreError, StoreOptions,
+    };
+
+    fn created(id: &str) -> Event {
+        UserCreated {
+            user_id: id.into(),
+            username: format!("name-{id}"),
+            role: Role::Operator,
+            password_ref: format!("password-{id}"),
+            via_setup: false,
+        }
+        .into()
+    }
+
+    fn logged_in(id: &str, n: usize) -> Event {
+        UserLoggedIn {
+            user_id: id.into(),
+            session_id: format!("s{n}"),
+            ip: None,
+        }
+        .into()
+    }
+
+    fn req(stream: &str, expected: ExpectedVersion, events: Vec<Event>) -> AppendRequest {
+        AppendRequest::new(stream, Actor::System("test".into()), events).expecting(expected)
+    }
+
+    fn open(dir: &std::path::Path) -> EventStore {
+        EventStore::open(
+            &dir.join("restic-manager.db"),
+            Arc::new(SystemClock),
+            StoreOptions {
+                durable: false,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    }
+
+    /// Stream names with a version, in name order.
+    type Versions = Vec<(String, i64)>;
+
+    /// `streams` as stored, and the highest `stream_version` of each stream in `events`.
+    fn stored_versions(path: &std::path::Path) -> (Versions, Versions) {
+        let c = Connection::open(path).unwrap();
+        let q = |sql: &str| -> Versions {
+            let mut s = c.prepare(sql).unwrap();
+            let rows = s.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+            rows.map(Result::unwrap).collect()
+        };
+        (
+            q("SELECT stream, version FROM streams ORDER BY stream"),
+            q("SELECT stream, max(stream_version) FROM events GROUP BY stream ORDER BY stream"),
+        )
+    }
+
+    /// A unit that appends and then fails leaves no stream version behind, also when it
+    /// shares its group with units that append to the same stream before and after it.
+    #[tokio::test]
+    async fn a_failed_unit_takes_its_stream_versions_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(dir.path());
+        let alone = s
+            .write(|uow| -> Result<(), StoreError> {
+                uow.append(req("user-a", ExpectedVersion::NoStream, vec![created("a")]))?;
+                Err(StoreError::Closed)
+            })
+            .await;
+        assert!(matches!(alone, Err(StoreError::Closed)));
+
+        // The first job holds the writer for a moment so that the others queue up behind it
+        // and join its group.
+        let hold = s.write(|uow| -> Result<(), StoreError> {
+            std::thread::sleep(Duration::from_millis(100));
+            uow.append(req("user-a", ExpectedVersion::NoStream, vec![created("a")]))?;
+            Ok(())
+        });
+        let fails = s.write(|uow| -> Result<(), StoreError> {
+            uow.append(req(
+                "user-a",
+                ExpectedVersion::Exact(1),
+                vec![logged_in("a", 1)],
+            ))?;
+            uow.append(req("user-b", ExpectedVersion::NoStream, vec![created("b")]))?;
+            uow.append(req(
+                "user-a",
+                ExpectedVersion::Exact(2),
+                vec![logged_in("a", 2)],
+            ))?;
+            Err(StoreError::Closed)
+        });
+        let after = s.append(req(
+            "user-a",
+            ExpectedVersion::Exact(1),
+            vec![logged_in("a", 3), logged_in("a", 4)],
+        ));
+        let b = s.append(req("user-b", ExpectedVersion::NoStream, vec![created("b")]));
+        let (hold, fails, after, b) = tokio::join!(hold, fails, after, b);
+        hold.unwrap();
+        assert!(matches!(fails, Err(StoreError::Closed)));
+        let after = after.unwrap();
+        assert_eq!(
+            (after.first_seq, after.last_seq, after.stream_version),
+            (2, 3, 3)
+        );
+        assert_eq!(b.unwrap().stream_version, 1);
+        assert_eq!(s.head().seq, 4);
+        let path = s.path().to_path_buf();
+        s.close().await;
+        let (streams, events) = stored_versions(&path);
+        assert_eq!(streams, vec![("user-a".into(), 3), ("user-b".into(), 1)]);
+        assert_eq!(streams, events);
+        crate::store::verify(&Connection::open(&path).unwrap(), None).unwrap();
+    }
+
+    /// A failing first unit of a group is rolled back on its own; the units after it commit.
+    #[tokio::test]
+    async fn a_failed_first_unit_does_not_take_the_group_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(dir.path());
+        let first = s.write(|uow| -> Result<(), StoreError> {
+            std::thread::sleep(Duration::from_millis(100));
+            uow.append(req("user-x", ExpectedVersion::Any, vec![created("x")]))?;
+            Err(StoreError::Closed)
+        });
+        let rest = futures::future::join_all((0..20).map(|i| {
+            s.append(req(
+                &format!("user-{i}"),
+                ExpectedVersion::NoStream,
+                vec![created(&i.to_string())],
+            ))
+        }));
+        let (first, rest) = tokio::join!(first, rest);
+        assert!(matches!(first, Err(StoreError::Closed)));
+        for r in rest {
+            r.unwrap();
+        }
+        assert_eq!(s.head().seq, 20);
+        let path = s.path().to_path_buf();
+        s.close().await;
+        let (streams, events) = stored_versions(&path);
+        assert_eq!(streams.len(), 20);
+        assert_eq!(streams, events);
+        crate::store::verify(&Connection::open(&path).unwrap(), None).unwrap();
+    }
+
+    /// A plain append that holds the writer for a moment before it runs, so that the units
+    /// sent after it queue up and join its group. Replayable like any plain append.
+    struct Slow(super::AppendJob);
+
+    impl super::Job for Slow {
+        fn run(&mut self, uow: &mut super::Uow<'_>) -> bool {
+            std::thread::sleep(Duration::from_millis(100));
+            self.0.run(uow)
+        }
+        fn replayable(&self) -> bool {
+            true
+        }
+        fn finish(self: Box<Self>, committed: Result<(), &StoreError>) {
+            Box::new(self.0).finish(committed)
+        }
+    }
+
+    /// Plain appends share a transaction without savepoints. One that fails after writing
+    /// (here: the same event id twice in one request) is left out and the units before it
+    /// are replayed; every other append of the group commits with the seqs and versions it
+    /// was told, and the chain stays intact.
+    #[tokio::test]
+    async fn an_append_failing_after_writing_is_left_out_of_its_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(dir.path());
+        let (tx, hold) = tokio::sync::oneshot::channel();
+        let slow = req("user-h", ExpectedVersion::NoStream, vec![created("h")]);
+        s.inner
+            .sender
+            .send(super::Msg::Job(Box::new(Slow(super::AppendJob::new(
+                slow, tx,
+            )))))
+            .unwrap();
+        let a = s.append(req("user-a", ExpectedVersion::NoStream, vec![created("a")]));
+        let mut twice = req(
+            "user-b",
+            ExpectedVersion::NoStream,
+            vec![created("b"), logged_in("b", 1)],
+        );
+        twice.event_ids = Some(vec!["same-id".into(), "same-id".into()]);
+        let bad = s.append(twice);
+        let conflict = s.append(req("user-a", ExpectedVersion::Exact(7), vec![]));
+        let c = s.append(req("user-c", ExpectedVersion::NoStream, vec![created("c")]));
+        let a2 = s.append(req(
+            "user-a",
+            ExpectedVersion::Exact(1),
+            vec![logged_in("a", 1), logged_in("a", 2)],
+        ));
+        let (hold, a, bad, conflict, c, a2) = tokio::join!(hold, a, bad, conflict, c, a2);
+        assert_eq!(hold.unwrap().unwrap().first_seq, 1);
+        let a = a.unwrap();
+        assert_eq!((a.first_seq, a.stream_version), (2, 1));
+        assert!(
+            matches!(bad, Err(StoreError::DuplicateEventId(ref id)) if id == "same-id"),
+            "{bad:?}"
+        );
+        assert!(matches!(
+            conflict,
+            Err(StoreError::Conflict { actual: 1, .. })
+        ));
+        let c = c.unwrap();
+        assert_eq!((c.first_seq, c.stream_version), (3, 1));
+        let a2 = a2.unwrap();
+        assert_eq!((a2.first_seq, a2.last_seq, a2.stream_version), (4, 5, 3));
+        assert_eq!(s.head().seq, 5);
+        let path = s.path().to_path_buf();
+        s.close().await;
+        let (streams, events) = stored_versions(&path);
+        assert_eq!(
+            streams,
+            vec![
+                ("user-a".into(), 3),
+                ("user-c".into(), 1),
+                ("user-h".into(), 1)
+            ]
+        );
+        assert_eq!(streams, events);
+        let c = Connection::open(&path).unwrap();
+        crate::store::verify(&c, None).unwrap();
+        let users: i64 = c
+            .query_row("SELECT count(*) FROM users", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(users, 3, "the failed append's projection write is gone too");
+        // All of it was one group: one `occurred_at`.
+        let at: i64 = c
+            .query_row("SELECT count(DISTINCT occurred_at) FROM events", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(at, 1);
+    }
+
+    /// Versions kept in memory survive a reopen: they are read back from `streams`.
+    #[tokio::test]
+    async fn stream_versions_are_stored_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(dir.path());
+        for n in 0..3 {
+            let r = s
+                .append(req(
+                    "user-a",
+                    ExpectedVersion::Any,
+                    vec![logged_in("a", n), logged_in("a", n + 10)],
+                ))
+                .await
+                .unwrap();
+            assert_eq!(r.stream_version, 2 * (n as i64 + 1));
+        }
+        s.close().await;
+        let s = open(dir.path());
+        let stale = s
+            .append(req(
+                "user-a",
+                ExpectedVersion::Exact(5),
+                vec![logged_in("a", 7)],
+            ))
+            .await;
+        assert!(matches!(stale, Err(StoreError::Conflict { actual: 6, .. })));
+        let r = s
+            .append(req(
+                "user-a",
+                ExpectedVersion::Exact(6),
+                vec![logged_in("a", 7)],
+            ))
+            .await
+            .unwrap();
+        assert_eq!(r.stream_version, 7);
+        s.close().await;
     }
 }
