@@ -11,6 +11,9 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../../migrations/0002_agents.sql")),
     M::up(include_str!("../../../migrations/0003_sources.sql")),
     M::up(include_str!("../../../migrations/0004_consumers.sql")),
+    M::up(include_str!(
+        "../../../migrations/0005_drop_actor_index.sql"
+    )),
 ];
 
 /// Brings the schema up to date.
