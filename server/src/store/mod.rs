@@ -2,10 +2,8 @@
 //!
 //! - One writer thread owns the write connection. Callers queue units of work; the writer
 //!   takes everything queued, commits it in one `BEGIN IMMEDIATE` transaction, and
-//!   acknowledges each unit only after the commit is durable: the WAL is fsynced by the
-//!   acker thread before any caller hears back (`writer::Acker`), while the writer already
-//!   runs the next group. That is group commit: many concurrent single-event appends share
-//!   one fsync. One unit failing
+//!   acknowledges each unit only after the commit is durable (`synchronous=FULL`). That is
+//!   group commit: many concurrent single-event appends share one fsync. One unit failing
 //!   rejects only that unit: units of work get a SAVEPOINT each, plain appends are replayed
 //!   instead (see `writer::Writer::run_group`).
 //! - Projections are applied inline, inside the same transaction as the append.
@@ -127,8 +125,7 @@ pub struct StoreOptions {
     /// How long the writer stays idle before it checkpoints the WAL. Under load it
     /// checkpoints by volume, every few MiB of WAL.
     pub checkpoint_every: Duration,
-    /// Durable on ack when true (the WAL is fsynced before an append is answered); `false`
-    /// (`synchronous=OFF`) only for throwaway stores.
+    /// `synchronous=FULL` (durable on ack) when true; OFF only for throwaway stores.
     pub durable: bool,
 }
 

@@ -1,9 +1,8 @@
-//! The single writer: group commit (savepoints only where a unit needs one), the acker that
-//! answers a group once its WAL frames are fsynced, and the WAL checkpoints.
+//! The single writer: group commit with one savepoint per unit of work, and the WAL
+//! checkpoints.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -427,21 +426,6 @@ pub fn spawn(
     committed: broadcast::Sender<Arc<Vec<RecordedEvent>>>,
     published: Arc<Mutex<Head>>,
 ) -> Result<std::thread::JoinHandle<()>, StoreError> {
-    let acker = if opts.durable {
-        // COMMIT only writes the WAL; the acker makes it durable before anyone hears of it.
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        let wal = conn
-            .path()
-            .filter(|p| !p.is_empty())
-            .map(|p| PathBuf::from(format!("{p}-wal")))
-            .ok_or_else(|| StoreError::Migration("the event store needs a database file".into()))?;
-        Acker::spawn(wal, published.clone(), committed.clone())?
-    } else {
-        Acker::Inline {
-            published: published.clone(),
-            committed: committed.clone(),
-        }
-    };
     std::thread::Builder::new()
         .name("event-writer".into())
         .spawn(move || {
@@ -458,7 +442,8 @@ pub fn spawn(
                 clock,
                 max_batch: opts.max_batch.max(1),
                 idle_checkpoint: opts.checkpoint_every,
-                acker: Some(acker),
+                committed,
+                published,
                 head,
                 streams: StreamVersions::default(),
                 since_checkpoint: Volume::default(),
@@ -488,8 +473,8 @@ struct Writer {
     max_batch: usize,
     /// How long the writer waits, idle, before checkpointing what it committed.
     idle_checkpoint: Duration,
-    /// Acknowledges committed groups (after their fsync, when durable).
-    acker: Option<Acker>,
+    committed: broadcast::Sender<Arc<Vec<RecordedEvent>>>,
+    published: Arc<Mutex<Head>>,
     /// The chain head including the open group's appends.
     head: Head,
     streams: StreamVersions,
@@ -536,10 +521,6 @@ impl Writer {
                 j.finish(Err(&StoreError::Closed));
             }
         }
-        // Every committed group is synced and acknowledged before the writer stops.
-        if let Some(a) = self.acker.take() {
-            a.stop();
-        }
         self.checkpoint();
     }
 
@@ -563,19 +544,16 @@ impl Writer {
         let mut appended: Vec<RecordedEvent> = Vec::new();
         let mut closing = false;
         let result = self.run_group(first, &mut jobs, &mut appended, &mut closing);
-        match result {
+        match &result {
             Ok(()) => {
                 self.streams.committed();
                 self.since_checkpoint.commits += 1;
                 self.since_checkpoint.events += appended.len();
-                let group = Committed {
-                    jobs,
-                    appended,
-                    head: self.head.clone(),
-                };
-                match &self.acker {
-                    Some(a) => a.ack(group),
-                    None => group.finish(Err(&StoreError::Closed)),
+                if let Ok(mut p) = self.published.lock() {
+                    p.clone_from(&self.head);
+                }
+                if !appended.is_empty() {
+                    let _ = self.committed.send(Arc::new(appended));
                 }
             }
             Err(e) => {
@@ -585,10 +563,10 @@ impl Writer {
                 if let Ok(h) = chain::read_head(&self.conn) {
                     self.head = h;
                 }
-                for job in jobs {
-                    job.finish(Err(&e));
-                }
             }
+        }
+        for job in jobs {
+            job.finish(result.as_ref().map(|_| ()));
         }
         closing
     }
@@ -727,134 +705,6 @@ impl Writer {
         self.head.hash = saved_hash;
         appended.truncate(saved_len);
         Ok(Outcome::Failed)
-    }
-}
-
-/// A committed group waiting for its acknowledgement.
-struct Committed {
-    jobs: Vec<Box<dyn Job>>,
-    appended: Vec<RecordedEvent>,
-    head: Head,
-}
-
-impl Committed {
-    /// Answers every unit with `outcome`.
-    fn finish(self, outcome: Result<(), &StoreError>) {
-        for job in self.jobs {
-            job.finish(outcome);
-        }
-    }
-
-    /// Makes the group visible as the head and on the commit feed, then answers its units.
-    fn publish(self, published: &Mutex<Head>, feed: &broadcast::Sender<Arc<Vec<RecordedEvent>>>) {
-        if let Ok(mut p) = published.lock() {
-            p.clone_from(&self.head);
-        }
-        let Committed { jobs, appended, .. } = self;
-        if !appended.is_empty() {
-            let _ = feed.send(Arc::new(appended));
-        }
-        for job in jobs {
-            job.finish(Ok(()));
-        }
-    }
-}
-
-/// Answers committed groups.
-///
-/// A durable store's writer commits with `synchronous=NORMAL`: `COMMIT` writes the group to
-/// the WAL without waiting for the disk, and hands the group to the acker thread, which
-/// fsyncs the WAL — once for every group committed meanwhile — and only then publishes the
-/// new head and the commit feed and answers the callers. So no caller hears of an append
-/// before it is on disk, exactly as with `synchronous=FULL`, but the writer runs the next
-/// group while the disk syncs the last one instead of waiting for it (see
-/// docs/benchmarks.md). SQLite itself syncs the WAL before every checkpoint in this mode,
-/// so a checkpoint never copies frames that are not durable yet. Readers on other
-/// connections can see a committed group up to one fsync before its acknowledgement.
-enum Acker {
-    /// Not durable (`synchronous=OFF`, throwaway stores): answered at once.
-    Inline {
-        published: Arc<Mutex<Head>>,
-        committed: broadcast::Sender<Arc<Vec<RecordedEvent>>>,
-    },
-    /// Answered by the acker thread after the fsync.
-    Thread {
-        tx: Sender<Committed>,
-        handle: std::thread::JoinHandle<()>,
-    },
-}
-
-impl Acker {
-    fn spawn(
-        wal: PathBuf,
-        published: Arc<Mutex<Head>>,
-        committed: broadcast::Sender<Arc<Vec<RecordedEvent>>>,
-    ) -> Result<Acker, StoreError> {
-        let (tx, rx) = std::sync::mpsc::channel::<Committed>();
-        let handle = std::thread::Builder::new()
-            .name("event-acker".into())
-            .spawn(move || {
-                // Opened at the first group: SQLite creates the WAL with the first write.
-                let mut file: Option<std::fs::File> = None;
-                while let Ok(first) = rx.recv() {
-                    let mut groups = vec![first];
-                    groups.extend(rx.try_iter());
-                    match sync_wal(&mut file, &wal) {
-                        Ok(()) => {
-                            for g in groups {
-                                g.publish(&published, &committed);
-                            }
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, wal = %wal.display(), "could not sync the WAL; the group's appends are not confirmed durable");
-                            let err = StoreError::Io(std::io::Error::new(
-                                e.kind(),
-                                format!("the commit could not be made durable: {e}"),
-                            ));
-                            for g in groups {
-                                g.finish(Err(&err));
-                            }
-                            file = None;
-                        }
-                    }
-                }
-            })
-            .map_err(StoreError::Io)?;
-        Ok(Acker::Thread { tx, handle })
-    }
-
-    /// Queues a committed group for its acknowledgement.
-    fn ack(&self, group: Committed) {
-        match self {
-            Acker::Inline {
-                published,
-                committed,
-            } => group.publish(published, committed),
-            Acker::Thread { tx, .. } => {
-                if let Err(std::sync::mpsc::SendError(group)) = tx.send(group) {
-                    group.finish(Err(&StoreError::Closed));
-                }
-            }
-        }
-    }
-
-    /// Waits until every queued group is answered.
-    fn stop(self) {
-        if let Acker::Thread { tx, handle } = self {
-            drop(tx);
-            let _ = handle.join();
-        }
-    }
-}
-
-/// `fdatasync` on the WAL: its new frames and its length (what reading them back needs).
-fn sync_wal(file: &mut Option<std::fs::File>, wal: &std::path::Path) -> std::io::Result<()> {
-    if file.is_none() {
-        *file = Some(std::fs::File::open(wal)?);
-    }
-    match file {
-        Some(f) => f.sync_data(),
-        None => Ok(()),
     }
 }
 
