@@ -156,7 +156,7 @@ fn entry_suffix(kind: &str) -> &'static str {
 
 /// One directory's entries as tree items (the script builds the same markup for expanded
 /// directories).
-fn tree_items(host_id: &str, snapshot: &str, entries: &[TreeEntry], picked: &[&str]) -> Markup {
+fn tree_items(host_id: &str, snapshot: &str, entries: &[TreeEntry]) -> Markup {
     html! {
         @for e in entries {
             @let dir = e.entry_type == "dir";
@@ -170,7 +170,7 @@ fn tree_items(host_id: &str, snapshot: &str, entries: &[TreeEntry], picked: &[&s
                     }
                     label {
                         input type="checkbox" name="pick" value=(pick_value(e.uid, &e.path))
-                            data-uid=(e.uid) checked[picked.contains(&e.path.as_str())];
+                            data-uid=(e.uid);
                         " " span.name { (e.name) span.suffix aria-hidden="true" { (entry_suffix(&e.entry_type)) } }
                     }
                     @if dir {
@@ -286,8 +286,15 @@ fn choose_snapshot(viewer: &Viewer, p: &RestorePage<'_>) -> Markup {
 
 fn wizard(p: &RestorePage<'_>, s: &SnapshotView) -> Markup {
     let h = p.chrome.host;
-    let picked_raw = p.typed.all("pick");
-    let picked: Vec<&str> = picked_raw.iter().map(|v| parse_pick(v).1).collect();
+    // Ticks sent back (after "Change" or a refusal) stay ticks, with their owners, in a list
+    // of their own: the tree starts again at its top.
+    let mut chosen: Vec<(Option<u32>, &str)> = Vec::new();
+    for v in p.typed.all("pick") {
+        let c = parse_pick(v);
+        if !chosen.iter().any(|(_, path)| *path == c.1) {
+            chosen.push(c);
+        }
+    }
     let target_id = match p.typed.get("target_host_id") {
         "" => h.id.as_str(),
         t => t,
@@ -321,6 +328,21 @@ fn wizard(p: &RestorePage<'_>, s: &SnapshotView) -> Markup {
             section.card #files {
                 h2 { "2. Files and folders" }
                 p.hint { "Tick what to restore; a folder brings everything in it. Nothing ticked restores the whole snapshot." }
+                @if !chosen.is_empty() {
+                    fieldset #chosen {
+                        legend { "Chosen so far" }
+                        ul.chosen {
+                            @for (uid, path) in &chosen {
+                                li { label {
+                                    input type="checkbox" name="pick" checked
+                                        value=(uid.map(|u| pick_value(u, path)).unwrap_or_else(|| path.to_string()))
+                                        data-uid=[uid];
+                                    " " code { (path) }
+                                } }
+                            }
+                        }
+                    }
+                }
                 @match &p.listing {
                     None => {}
                     Some(Listing::Failed(why)) => {
@@ -333,7 +355,7 @@ fn wizard(p: &RestorePage<'_>, s: &SnapshotView) -> Markup {
                             @if entries.is_empty() {
                                 p.muted { "This folder is empty." }
                             } @else {
-                                ul.tree role="group" { (tree_items(&h.id, &s.id, entries, &picked)) }
+                                ul.tree role="group" { (tree_items(&h.id, &s.id, entries)) }
                             }
                             @let shown = offset + entries.len() as u64;
                             @if shown < *total {

@@ -336,7 +336,8 @@ document.addEventListener("submit", function (ev) {
     var picked = [], root = [];
     for (var i = 0; i < boxes.length; i++) {
       var box = boxes[i];
-      var parentLi = box.closest("li").parentNode.closest("li");
+      var ownLi = box.closest("#tree li");
+      var parentLi = ownLi ? ownLi.parentNode.closest("li") : null;
       var parentBox = parentLi ? parentLi.querySelector(":scope > .entry-row input[name=pick]") : null;
       var covered = !!(parentBox && (parentBox.checked || parentBox.disabled));
       if (covered && !box.disabled) {
@@ -355,6 +356,8 @@ document.addEventListener("submit", function (ev) {
     }
     var typed = form.elements.typed_paths ? form.elements.typed_paths.value.split("\n") : [];
     typed.forEach(function (t) { t = t.trim(); if (t) picked.push(t); });
+    picked = picked.filter(function (p, k) { return picked.indexOf(p) === k; });
+    root = root.filter(function (p, k) { return root.indexOf(p) === k; });
     var sel = form.elements.target_host_id;
     var opt = sel ? sel.options[sel.selectedIndex] : null;
     var host = opt ? opt.dataset.hostname : "";

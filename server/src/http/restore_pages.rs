@@ -227,29 +227,8 @@ fn read_form(t: &Typed, errors: &mut Errors) -> Sent {
     }
 }
 
-/// The form again, picks folded into the typed paths (the tree starts at `/` again).
+/// The form again, as sent (ticks stay ticks; the tree starts at `/` again).
 fn back_to_wizard(mut t: Typed) -> Typed {
-    let picks: Vec<String> = t
-        .all("pick")
-        .into_iter()
-        .map(|v| parse_pick(v).1.to_string())
-        .collect();
-    if !picks.is_empty() {
-        let mut lines: Vec<String> = t
-            .get("typed_paths")
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map(str::to_string)
-            .collect();
-        for p in picks {
-            if !lines.contains(&p) {
-                lines.push(p);
-            }
-        }
-        t.0.retain(|(k, _)| k != "pick");
-        t.set("typed_paths", lines.join("\n"));
-    }
     t.0.retain(|(k, _)| k != "step" && k != "csrf_token");
     t
 }

@@ -586,6 +586,22 @@ async fn a_deleted_file_is_restored_from_the_wizard_in_a_real_browser() {
         .unwrap();
     assert!(review.contains(&file), "{review}");
     shot(&c, "22-restore-review").await;
+    // "Change" comes back with the tick kept (with its owner), the mapping recomputed.
+    click(&c, "form.restore-confirm button[value=edit]").await;
+    wait_for(&c, "#chosen input[name=pick]", 30).await;
+    let mapping = wait_for(&c, "#restore-mapping li", 10)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(mapping.contains(&file), "{mapping}");
+    click(&c, "form.restore-form button[value=review]").await;
+    let review = wait_for(&c, "table.mapping", 30)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(review.contains(&file), "{review}");
     click(&c, "form.restore-confirm button[value=confirm]").await;
     wait_for(&c, "#job-log", 10).await;
     assert!(current_path(&c).await.starts_with("/jobs/"));

@@ -155,10 +155,11 @@ async fn the_restore_wizard_and_the_comparison_work_as_plain_pages() {
     .await;
     assert_eq!(s, 400);
     assert!(!texts(&doc, "#f-overwrite-error").is_empty());
-    // The picks are kept (in the typed paths) after a refusal.
-    assert!(texts(&doc, "#f-typed_paths")
-        .concat()
-        .contains("docs/b.txt"));
+    // The ticks are kept, as ticks with their owners, after a refusal.
+    assert_eq!(
+        attrs(&doc, "#chosen input[name=pick][checked]", "value"),
+        vec![b.clone()]
+    );
 
     // Review: a path inside a picked folder is dropped; each path shows where it lands.
     let form = [
@@ -187,8 +188,10 @@ async fn the_restore_wizard_and_the_comparison_work_as_plain_pages() {
     edit.push(("step", "edit"));
     let (s, _, doc) = post(&app, &base, &edit).await;
     assert_eq!(s, 200);
-    let typed = texts(&doc, "#f-typed_paths").concat();
-    assert!(typed.contains(&format!("{root}/docs")), "{typed}");
+    assert_eq!(
+        attrs(&doc, "#chosen input[name=pick][checked]", "value"),
+        vec![docs.clone(), b.clone()]
+    );
     assert_eq!(
         attrs(&doc, "#f-target_path", "value"),
         vec![out_path.clone()]
@@ -273,7 +276,7 @@ async fn the_restore_wizard_and_the_comparison_work_as_plain_pages() {
     assert!(texts(&doc, "#f-target_host_id-error")
         .concat()
         .contains("offline"));
-    assert!(texts(&doc, "#f-typed_paths").concat().contains("docs"));
+    assert!(attrs(&doc, "#chosen input[name=pick]", "value").contains(&docs));
     assert!(
         !texts(&doc, "#tree-error").is_empty(),
         "the tree says why it cannot browse"

@@ -822,7 +822,9 @@ async fn a_fire_while_the_server_is_down_arrives_once_after_restart() {
     // Stop the schedule from firing again while we count: take the agent down after
     // delivery instead (its outbox is what we test).
     let app = relogin(TestApp::spawn_at(dir, addr, |c| c.offline_after_secs = 300).await).await;
-    wait_until(30, "the outbox to drain", || async {
+    // The agent retries with a backoff that grows to a minute while the server is down, so
+    // it can take up to that long to come back.
+    wait_until(90, "the outbox to drain", || async {
         agent.outbox_len() == 0
     })
     .await;
