@@ -554,6 +554,17 @@ pub struct RestoreRequest {
     pub overwrite: Option<String>,
 }
 
+/// The snapshots `id` names: the one with that full id, or every one it is a prefix of.
+pub fn matching_snapshots<'a>(
+    snapshots: &'a [projections::jobs::SnapshotView],
+    id: &str,
+) -> Vec<&'a projections::jobs::SnapshotView> {
+    match snapshots.iter().find(|s| s.id == id) {
+        Some(exact) => vec![exact],
+        None => snapshots.iter().filter(|s| s.id.starts_with(id)).collect(),
+    }
+}
+
 /// A restore request checked against the read models, before anything is written: what
 /// [`create`] would run. The wizard's review step shows it.
 #[derive(Debug, Clone)]
@@ -625,13 +636,9 @@ pub async fn plan(
             let target = projections::hosts::get(c, &tid)?.ok_or_else(|| {
                 DomainError::invalid("target_host_id", "names no host")
             })?;
-            let matches: Vec<String> = projections::jobs::snapshots(c, &sid)?
-                .into_iter()
-                .filter(|s| s.id == snapshot_id || s.id.starts_with(&snapshot_id))
-                .map(|s| s.id)
-                .collect();
-            match matches.as_slice() {
-                [one] => Ok((one.clone(), target)),
+            let snapshots = projections::jobs::snapshots(c, &sid)?;
+            match matching_snapshots(&snapshots, &snapshot_id).as_slice() {
+                [one] => Ok((one.id.clone(), target)),
                 [] => Err(AppError::NotFound(format!(
                     "host {sid} has no snapshot {snapshot_id} (refresh its snapshot list if it is new)"
                 ))),

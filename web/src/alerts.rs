@@ -50,21 +50,9 @@ pub fn alerts_href(filter: &str, host: Option<&str>) -> String {
     }
     let qs: Vec<String> = q
         .into_iter()
-        .map(|(k, v)| format!("{k}={}", encode(v)))
+        .map(|(k, v)| format!("{k}={}", crate::query_encode(v)))
         .collect();
     format!("/alerts?{}", qs.join("&"))
-}
-
-/// Percent-encodes a query value.
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// A severity badge.

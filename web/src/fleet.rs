@@ -655,20 +655,6 @@ fn time_slider(p: &AuditPage) -> Markup {
     }
 }
 
-/// Percent-encodes a query value.
-fn urlencode(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    for b in v.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b':' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
-
 /// `/audit`: the event log as a table, filterable, paged, each row expandable to its JSON.
 pub fn audit_page(viewer: &Viewer, p: &AuditPage) -> Markup {
     let err = |name: &str| {
@@ -710,11 +696,11 @@ pub fn audit_page(viewer: &Viewer, p: &AuditPage) -> Markup {
                                         pre.json { (r.data) }
                                     }
                                 }
-                                td { a.timeline href={ "/audit?actor=" (urlencode(&r.actor)) } { code { (r.actor) } } }
+                                td { a.timeline href={ "/audit?actor=" (crate::query_encode(&r.actor)) } { code { (r.actor) } } }
                                 td {
                                     code { (r.stream) }
-                                    @if let Some(h) = &r.host_id { " " a.timeline href={ "/audit?host=" (urlencode(h)) } { "host timeline" } }
-                                    @if let Some(j) = &r.job_id { " " a.timeline href={ "/jobs/" (urlencode(j)) } { "job" } }
+                                    @if let Some(h) = &r.host_id { " " a.timeline href={ "/audit?host=" (crate::query_encode(h)) } { "host timeline" } }
+                                    @if let Some(j) = &r.job_id { " " a.timeline href={ "/jobs/" (crate::query_encode(j)) } { "job" } }
                                 }
                             }
                         }

@@ -19,6 +19,20 @@ pub const STYLESHEET: &str = include_str!("../static/style.css");
 /// for its agent. Pages work without it except for these live parts.
 pub const APP_JS: &str = include_str!("../static/app.js");
 
+/// Percent-encodes a value for a URL query: RFC 3986 unreserved characters stay, and so do
+/// `:` and `/` (legal in a query, and it keeps times, actors and paths readable).
+pub fn query_encode(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b':' | b'/') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// What the navigation bar needs to know about the viewer.
 #[derive(Debug, Clone, Default)]
 pub struct Viewer {

@@ -105,26 +105,15 @@ fn wizard_href(host_id: &str, snapshot: &str, path: &str, offset: u64) -> String
     }
     let q: Vec<String> = q
         .into_iter()
-        .map(|(k, v)| format!("{k}={}", encode(&v)))
+        .map(|(k, v)| format!("{k}={}", crate::query_encode(&v)))
         .collect();
     format!("/hosts/{host_id}/restore?{}", q.join("&"))
 }
 
-/// Percent-encodes a query value (RFC 3986 unreserved characters and `/` stay).
-pub fn encode(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    for b in v.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-fn short(id: &str) -> &str {
-    id.get(..8).unwrap_or(id)
+/// `2026-11-29T04:55:51…` as `2026-11-29 04:55:51` (`len` 19) or to the minute (`len` 16):
+/// restic's own times, which carry nanoseconds and an offset.
+fn plain_time(t: &str, len: usize) -> String {
+    t.get(..len).unwrap_or(t).replace('T', " ")
 }
 
 /// A check box value: the owner's uid and the path, so the review can warn about root's
@@ -180,7 +169,7 @@ fn tree_items(host_id: &str, snapshot: &str, entries: &[TreeEntry]) -> Markup {
                         @if e.entry_type == "file" { (bytes(e.size as i64)) " · " }
                         @if e.uid == 0 { span.owner title="owned by root" { "root" } " · " }
                         @else { span.owner { "uid " (e.uid) } " · " }
-                        (e.mtime.get(..16).unwrap_or(&e.mtime).replace('T', " "))
+                        (plain_time(&e.mtime, 16))
                     }
                 }
             }
@@ -214,7 +203,7 @@ fn snapshot_table(host_id: &str, snapshots: &[SnapshotView], link: bool) -> Mark
             tbody {
                 @for s in snapshots {
                     tr data-snapshot=(s.id) {
-                        td { (s.time.get(..19).unwrap_or(&s.time).replace('T', " ")) }
+                        td { (plain_time(&s.time, 19)) }
                         td { code title=(s.id) { (s.short_id) } }
                         td.small { (s.paths.join(", ")) }
                         td.small { (s.tags.join(", ")) }
@@ -318,7 +307,7 @@ fn wizard(p: &RestorePage<'_>, s: &SnapshotView) -> Markup {
                 h2 { "1. Snapshot " code title=(s.id) { (s.short_id) } }
                 a href={ "/hosts/" (h.id) "/restore" } { "Choose another" }
             }
-            p.muted { (s.time.get(..19).unwrap_or(&s.time).replace('T', " ")) " UTC · " (s.paths.join(", "))
+            p.muted { (plain_time(&s.time, 19)) " UTC · " (s.paths.join(", "))
                 @if !s.tags.is_empty() { " · tags " (s.tags.join(", ")) } }
         }
         form.restore-form method="post" action={ "/hosts/" (h.id) "/restore" } {
@@ -462,7 +451,7 @@ pub fn review_page(viewer: &Viewer, p: &ReviewPage<'_>) -> Markup {
             section.card #review {
                 h2 { "Review the restore" }
                 dl.facts {
-                    dt { "Snapshot" } dd { code title=(p.snapshot.id) { (short(&p.snapshot.id)) } " of " (h.hostname) ", " (p.snapshot.time.get(..19).unwrap_or(&p.snapshot.time).replace('T', " ")) " UTC" }
+                    dt { "Snapshot" } dd { code title=(p.snapshot.id) { (p.snapshot.short_id) } " of " (h.hostname) ", " (plain_time(&p.snapshot.time, 19)) " UTC" }
                     dt { "Restored by" } dd { strong { (p.target.hostname) } @if cross { " (another host: a temporary read credential is granted for this job only)" } }
                     dt { "Location" } dd { @if p.target_path == "/" { "the original location" } @else { "below " code { (p.target_path) } } }
                     dt { "Existing files" } dd { (p.overwrite) " — " (OVERWRITE.iter().find(|(v, _)| *v == p.overwrite).map(|(_, w)| *w).unwrap_or("")) }
@@ -617,7 +606,7 @@ pub fn compare_form(
     let option = |s: &SnapshotView, chosen: &str| {
         html! {
             option value=(s.id) selected[s.id == chosen || (chosen.len() >= 8 && s.id.starts_with(chosen))] {
-                (s.short_id) " · " (s.time.get(..16).unwrap_or(&s.time).replace('T', " "))
+                (s.short_id) " · " (plain_time(&s.time, 16))
             }
         }
     };
@@ -746,7 +735,7 @@ mod tests {
 
     #[test]
     fn query_values_are_encoded() {
-        assert_eq!(encode("/a b/ü&x"), "/a%20b/%C3%BC%26x");
+        assert_eq!(crate::query_encode("/a b/ü&x"), "/a%20b/%C3%BC%26x");
         assert_eq!(
             wizard_href("h", "s", "/a b", 200),
             "/hosts/h/restore?snapshot=s&path=/a%20b&offset=200"

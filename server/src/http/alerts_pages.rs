@@ -14,7 +14,7 @@ use web::Viewer;
 
 use super::error::AppError;
 use super::extract::{CurrentUser, MaybeUser};
-use super::pages::{can_manage, html, viewer};
+use super::pages::{as_of_param, can_manage, html, query_get, query_pairs, viewer};
 use super::sources_pages::error_response;
 use super::AppState;
 use crate::notify::ChannelInput;
@@ -37,18 +37,6 @@ fn see_other(to: &str) -> Response {
 
 fn respond(state: &AppState, me: &CurrentUser, r: Result<Response, AppError>) -> Response {
     r.unwrap_or_else(|e| error_response(state, me, e))
-}
-
-fn query_pairs(q: Option<&str>) -> Vec<(String, String)> {
-    serde_urlencoded::from_str(q.unwrap_or("")).unwrap_or_default()
-}
-
-fn query_get<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    pairs
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
-        .filter(|v| !v.trim().is_empty())
 }
 
 /// The viewer with the fleet's unresolved alert count for the navigation.
@@ -216,8 +204,7 @@ async fn render_settings(
     q: Option<&str>,
 ) -> Result<Response, AppError> {
     me.require(ADMINS)?;
-    let pairs = query_pairs(q);
-    let as_of = query_get(&pairs, "as_of").map(str::to_string);
+    let as_of = as_of_param(q);
     let ((channels, notifications), seq) = state
         .read_as_of(as_of.as_deref(), |c| -> Result<_, AppError> {
             Ok((

@@ -42,12 +42,21 @@ pub fn viewer(state: &AppState, me: &CurrentUser) -> Viewer {
 
 /// The `as_of` of a page's query (an empty one counts as absent).
 pub(crate) fn as_of_param(q: Option<&str>) -> Option<String> {
-    let pairs: Vec<(String, String)> =
-        serde_urlencoded::from_str(q.unwrap_or("")).unwrap_or_default();
+    query_get(&query_pairs(q), "as_of").map(str::to_string)
+}
+
+/// A page's raw query as pairs (an undecodable query reads as empty: pages only look for
+/// keys they know).
+pub(crate) fn query_pairs(q: Option<&str>) -> Vec<(String, String)> {
+    serde_urlencoded::from_str(q.unwrap_or("")).unwrap_or_default()
+}
+
+/// The first non-blank value of `key`.
+pub(crate) fn query_get<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
     pairs
-        .into_iter()
-        .find(|(k, _)| k == "as_of")
-        .map(|(_, v)| v)
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
         .filter(|v| !v.trim().is_empty())
 }
 

@@ -17,7 +17,7 @@ use web::restore::{
 
 use super::error::AppError;
 use super::extract::{CurrentUser, MaybeUser};
-use super::pages::{as_of_param, can_manage, html, page_viewer};
+use super::pages::{can_manage, html, page_viewer, query_get, query_pairs};
 use super::sources_pages::{form_error, load, respond, see_other, typed, Pairs};
 use super::AppState;
 use crate::restore::{self as flows, RestoreRequest};
@@ -27,42 +27,34 @@ const TREE_PAGE: u64 = 200;
 
 const RESTORE_FIELDS: &[&str] = &["paths", "target_path", "target_host_id", "overwrite"];
 
-fn query_pairs(q: Option<&str>) -> Vec<(String, String)> {
-    serde_urlencoded::from_str(q.unwrap_or("")).unwrap_or_default()
-}
-
-fn query_get<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    pairs
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
-        .filter(|v| !v.is_empty())
-}
-
-/// The hosts a restore can go to: this one first, then the others by name.
-fn targets(state: &AppState, this: &Host, all: &[Host]) -> Vec<TargetHost> {
-    let target = |h: &Host| TargetHost {
+/// A host as a restore target, with what its agent and restic can do now.
+fn target_host(state: &AppState, h: &Host) -> TargetHost {
+    TargetHost {
         id: h.id.clone(),
         hostname: h.hostname.clone(),
         online: state.agents.is_connected(&h.id),
         agent_uid: state.agents.calls.uid(&h.id),
         overwrite_policies: flows::overwrite_policies(&h.restic_version),
-    };
-    std::iter::once(target(this))
-        .chain(all.iter().filter(|h| h.id != this.id).map(target))
+    }
+}
+
+/// The hosts a restore can go to: this one first, then the others by name.
+fn targets(state: &AppState, this: &Host, all: &[Host]) -> Vec<TargetHost> {
+    std::iter::once(target_host(state, this))
+        .chain(
+            all.iter()
+                .filter(|h| h.id != this.id)
+                .map(|h| target_host(state, h)),
+        )
         .collect()
 }
 
+/// The snapshot a page names (a full id, or a prefix of 8 or more that names one).
 fn find_snapshot<'a>(snapshots: &'a [SnapshotView], id: &str) -> Option<&'a SnapshotView> {
-    snapshots.iter().find(|s| s.id == id).or_else(|| {
-        let mut m = snapshots
-            .iter()
-            .filter(|s| id.len() >= 8 && s.id.starts_with(id));
-        match (m.next(), m.next()) {
-            (Some(one), None) => Some(one),
-            _ => None,
-        }
-    })
+    match flows::matching_snapshots(snapshots, id).as_slice() {
+        [one] if id.len() >= 8 || one.id == id => Some(one),
+        _ => None,
+    }
 }
 
 type WizardData = (Vec<SnapshotView>, Vec<Host>);
@@ -227,7 +219,7 @@ fn read_form(t: &Typed, errors: &mut Errors) -> Sent {
     }
 }
 
-/// The form again, as sent (ticks stay ticks; the tree starts at `/` again).
+/// The form's fields to send again, without `step` and the CSRF token (ticks stay ticks).
 fn back_to_wizard(mut t: Typed) -> Typed {
     t.0.retain(|(k, _)| k != "step" && k != "csrf_token");
     t
@@ -318,11 +310,13 @@ async fn submit(
             return render_wizard(state, me, host_id, None, w).await;
         }
     };
-    let l = load(state, host_id, None, load_wizard_data).await?;
-    let (snapshots, _) = &l.data;
-    let snap = find_snapshot(snapshots, &plan.snapshot_id)
+    let l = load(state, host_id, None, |c, hid| {
+        Ok(projections::jobs::snapshots(c, hid)?)
+    })
+    .await?;
+    let snap = find_snapshot(&l.data, &plan.snapshot_id)
         .ok_or_else(|| AppError::NotFound("The snapshot is gone.".into()))?;
-    let target = targets(state, &plan.target, &[]).remove(0);
+    let target = target_host(state, &plan.target);
     let rows = review_rows(&plan.paths, &plan.target_path, &sent.root_owned);
     let warnings = review_warnings(
         &target,
@@ -330,8 +324,7 @@ async fn submit(
         &sent.root_owned,
         plan.overwrite.as_str(),
     );
-    let mut carry = t;
-    carry.0.retain(|(k, _)| k != "csrf_token" && k != "step");
+    let carry = back_to_wizard(t);
     let csrf = state.csrf.token_for(&me.token);
     let page = pages::ReviewPage {
         chrome: l.chrome(state),
@@ -379,7 +372,8 @@ pub async fn diff_page(
         let from = query_get(&pairs, "from").unwrap_or("");
         let to = query_get(&pairs, "to").unwrap_or("");
         let mut error = None;
-        let answer = if from.is_empty() || to.is_empty() || as_of_param(q.as_deref()).is_some() {
+        // A past view shows the snapshots of then; comparing runs restic on the host now.
+        let answer = if from.is_empty() || to.is_empty() || l.seq.is_some() {
             None
         } else if from == to {
             error = Some("Choose two different snapshots.");

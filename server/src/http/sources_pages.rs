@@ -86,8 +86,7 @@ pub(crate) fn respond(
 
 /// The `done` (or `saved`) key of a redirect's query.
 fn done_key(query: Option<&str>) -> Option<String> {
-    let q: Vec<(String, String)> =
-        serde_urlencoded::from_str(query.unwrap_or("")).unwrap_or_default();
+    let q = super::pages::query_pairs(query);
     q.into_iter()
         .find(|(k, _)| k == "done" || k == "saved")
         .map(|(_, v)| v)
