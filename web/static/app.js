@@ -2,6 +2,19 @@
 window.__rmErrors = window.__rmErrors || [];
 window.addEventListener("error", function (e) { window.__rmErrors.push(String(e.message || e)); });
 
+// Shared by the sections below: an element with a class and text, and a size in binary units.
+function rmEl(tag, cls, text) {
+  var e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+function rmSize(n) {
+  var u = ["B", "KiB", "MiB", "GiB", "TiB"], i = 0;
+  while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
+  return (i ? n.toFixed(1) : n) + " " + u[i];
+}
+
 // Follows a running job: appends log lines, updates the progress bar, reloads when it ends.
 // Stops following the tail when the operator scrolls up; resumes at the bottom.
 (function () {
@@ -14,11 +27,6 @@ window.addEventListener("error", function (e) { window.__rmErrors.push(String(e.
   log.addEventListener("scroll", function () {
     follow = log.scrollTop + log.clientHeight >= log.scrollHeight - 8;
   });
-  function size(n) {
-    var u = ["B", "KiB", "MiB", "GiB", "TiB"], i = 0;
-    while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
-    return (i ? n.toFixed(1) : n) + " " + u[i];
-  }
   var proto = location.protocol === "https:" ? "wss://" : "ws://";
   var ws = new WebSocket(proto + location.host + "/api/jobs/" + log.dataset.job + "/stream");
   ws.onmessage = function (ev) {
@@ -39,7 +47,7 @@ window.addEventListener("error", function (e) { window.__rmErrors.push(String(e.
       bar.style.width = p.percent + "%";
       bar.parentNode.setAttribute("aria-valuenow", Math.round(p.percent));
       var eta = p.seconds_remaining ? " · about " + p.seconds_remaining + " s left" : "";
-      text.textContent = p.percent.toFixed(1) + "% · " + size(p.bytes_done) + " of " + size(p.total_bytes) +
+      text.textContent = p.percent.toFixed(1) + "% · " + rmSize(p.bytes_done) + " of " + rmSize(p.total_bytes) +
         " · " + p.files_done + " of " + p.total_files + " files" + eta;
     } else if (f.type === "started") {
       var badge = document.querySelector("#job-status .badge");
@@ -162,12 +170,6 @@ document.addEventListener("submit", function (ev) {
   var button = document.getElementById("preview-retention");
   var out = document.getElementById("what-if-result");
   var form = box.closest("form");
-  function el(tag, text, cls) {
-    var e = document.createElement(tag);
-    if (text !== undefined) e.textContent = text;
-    if (cls) e.className = cls;
-    return e;
-  }
   function policy() {
     var p = {};
     ["keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly"].forEach(function (k) {
@@ -179,11 +181,11 @@ document.addEventListener("submit", function (ev) {
     return p;
   }
   function row(d, kept) {
-    var tr = el("tr", undefined, kept ? "keep" : "remove");
-    tr.appendChild(el("td", d.short_id));
-    tr.appendChild(el("td", d.time));
-    tr.appendChild(el("td", kept ? "keep" : "remove"));
-    tr.appendChild(el("td", (d.reasons || []).join(", ")));
+    var tr = rmEl("tr", kept ? "keep" : "remove");
+    tr.appendChild(rmEl("td", "", d.short_id));
+    tr.appendChild(rmEl("td", "", d.time));
+    tr.appendChild(rmEl("td", "", kept ? "keep" : "remove"));
+    tr.appendChild(rmEl("td", "", (d.reasons || []).join(", ")));
     return tr;
   }
   button.addEventListener("click", function () {
@@ -198,16 +200,16 @@ document.addEventListener("submit", function (ev) {
       .then(function (res) {
         out.textContent = "";
         if (!res.ok) {
-          out.appendChild(el("p", (res.j.error && res.j.error.message) || "The preview failed.", "error"));
+          out.appendChild(rmEl("p", "error", (res.j.error && res.j.error.message) || "The preview failed."));
           return;
         }
         var j = res.j;
-        out.appendChild(el("p", j.description + ": " + j.keep_count + " kept, " + j.remove_count + " removed."));
-        var table = el("table", undefined, "what-if-table");
-        var head = el("tr");
-        ["Snapshot", "Time", "Decision", "Why"].forEach(function (h) { head.appendChild(el("th", h)); });
-        table.appendChild(el("thead")).appendChild(head);
-        var body = el("tbody");
+        out.appendChild(rmEl("p", "", j.description + ": " + j.keep_count + " kept, " + j.remove_count + " removed."));
+        var table = rmEl("table", "what-if-table");
+        var head = rmEl("tr");
+        ["Snapshot", "Time", "Decision", "Why"].forEach(function (h) { head.appendChild(rmEl("th", "", h)); });
+        table.appendChild(rmEl("thead")).appendChild(head);
+        var body = rmEl("tbody");
         (j.groups || []).forEach(function (g) {
           (g.keep || []).forEach(function (d) { body.appendChild(row(d, true)); });
           (g.remove || []).forEach(function (d) { body.appendChild(row(d, false)); });
@@ -229,71 +231,60 @@ document.addEventListener("submit", function (ev) {
   var tree = document.getElementById("tree");
   var api = tree ? tree.dataset.treeApi : null;
   var PAGE = 200;
-  function el(tag, cls, text) {
-    var e = document.createElement(tag);
-    if (cls) e.className = cls;
-    if (text !== undefined) e.textContent = text;
-    return e;
-  }
-  function size(n) {
-    var u = ["B", "KiB", "MiB", "GiB", "TiB"], i = 0;
-    while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
-    return (i ? n.toFixed(1) : n) + " " + u[i];
-  }
   var suffixes = { dir: "/", symlink: "@" };
   function item(e) {
     var dir = e.type === "dir";
-    var li = el("li", "entry" + (dir ? " dir" : ""));
+    var li = rmEl("li", "entry" + (dir ? " dir" : ""));
     li.dataset.path = e.path;
-    var row = el("span", "entry-row");
+    var row = rmEl("span", "entry-row");
     if (dir) {
-      var b = el("button", "expand", "▸");
+      var b = rmEl("button", "expand", "▸");
       b.type = "button";
       b.setAttribute("aria-expanded", "false");
       b.setAttribute("aria-label", "Show what " + e.name + " holds");
       b.dataset.path = e.path;
       row.appendChild(b);
     } else {
-      row.appendChild(el("span", "expand-spacer"));
+      row.appendChild(rmEl("span", "expand-spacer"));
     }
-    var label = el("label");
-    var box = el("input");
+    var label = rmEl("label");
+    var box = rmEl("input");
     box.type = "checkbox";
     box.name = "pick";
     box.value = (e.uid || 0) + ":" + e.path;
     box.dataset.uid = String(e.uid || 0);
     label.appendChild(box);
     label.appendChild(document.createTextNode(" "));
-    var name = el("span", "name", e.name);
-    var suffix = el("span", "suffix", suffixes[e.type] || "");
+    var name = rmEl("span", "name", e.name);
+    var suffix = rmEl("span", "suffix", suffixes[e.type] || "");
     suffix.setAttribute("aria-hidden", "true");
     name.appendChild(suffix);
     label.appendChild(name);
     row.appendChild(label);
-    var meta = (e.type === "file" ? size(e.size || 0) + " · " : "") +
+    var meta = (e.type === "file" ? rmSize(e.size || 0) + " · " : "") +
       (e.uid ? "uid " + e.uid : "root") + " · " + String(e.mtime || "").slice(0, 16).replace("T", " ");
-    row.appendChild(el("span", "meta", meta));
+    row.appendChild(rmEl("span", "meta", meta));
     li.appendChild(row);
     return li;
   }
   function load(ul, path, offset) {
-    var wait = el("li", "muted loading", "Loading…");
+    var wait = rmEl("li", "muted loading", "Loading…");
     ul.appendChild(wait);
     fetch(api + "?path=" + encodeURIComponent(path) + "&offset=" + offset + "&limit=" + PAGE, { credentials: "same-origin" })
       .then(function (r) { return r.json().then(function (j) { return { ok: r.ok, j: j }; }); })
       .then(function (res) {
         ul.removeChild(wait);
         if (!res.ok) {
-          ul.appendChild(el("li", "error", (res.j.error && res.j.error.message) || "The agent could not list it."));
+          ul.appendChild(rmEl("li", "error", (res.j.error && res.j.error.message) || "The agent could not list it."));
           return;
         }
         var entries = res.j.entries || [];
-        if (!entries.length && offset === 0) ul.appendChild(el("li", "muted", "Empty folder."));
+        if (!entries.length && offset === 0) ul.appendChild(rmEl("li", "muted", "Empty folder."));
         entries.forEach(function (e) { ul.appendChild(item(e)); });
         var shown = offset + entries.length;
         if (shown < res.j.total) {
-          var li = el("li", "more");
-          var more = el("button", "more-button", "Show " + Math.min(PAGE, res.j.total - shown) + " more of " + (res.j.total - shown) + " left");
+          var li = rmEl("li", "more");
+          var more = rmEl("button", "more-button", "Show " + Math.min(PAGE, res.j.total - shown) + " more of " + (res.j.total - shown) + " left");
           more.type = "button";
           more.addEventListener("click", function () { ul.removeChild(li); load(ul, path, shown); });
           li.appendChild(more);
@@ -303,7 +294,7 @@ document.addEventListener("submit", function (ev) {
       })
       .catch(function (e) {
         if (wait.parentNode) ul.removeChild(wait);
-        ul.appendChild(el("li", "error", "Listing failed: " + e));
+        ul.appendChild(rmEl("li", "error", "Listing failed: " + e));
       });
   }
   if (tree && api) {
@@ -321,7 +312,7 @@ document.addEventListener("submit", function (ev) {
       b.setAttribute("aria-expanded", "true");
       b.textContent = "▾";
       if (ul) { ul.hidden = false; return; }
-      ul = el("ul", "tree");
+      ul = rmEl("ul", "tree");
       ul.setAttribute("role", "group");
       li.appendChild(ul);
       load(ul, b.dataset.path, 0);
@@ -370,17 +361,17 @@ document.addEventListener("submit", function (ev) {
     if (map) {
       map.textContent = "";
       if (!picked.length) {
-        map.appendChild(el("p", "hint", "The whole snapshot goes to " + (target === "/" ? "its original location" : target) + " on " + host + "."));
+        map.appendChild(rmEl("p", "hint", "The whole snapshot goes to " + (target === "/" ? "its original location" : target) + " on " + host + "."));
       } else {
-        var ul = el("ul", "mapping-preview");
+        var ul = rmEl("ul", "mapping-preview");
         picked.slice(0, 20).forEach(function (p) {
-          var li = el("li");
-          li.appendChild(el("code", "", p));
+          var li = rmEl("li");
+          li.appendChild(rmEl("code", "", p));
           li.appendChild(document.createTextNode(" → " + host + ":"));
-          li.appendChild(el("code", "", landing(target, p)));
+          li.appendChild(rmEl("code", "", landing(target, p)));
           ul.appendChild(li);
         });
-        if (picked.length > 20) ul.appendChild(el("li", "muted", "and " + (picked.length - 20) + " more"));
+        if (picked.length > 20) ul.appendChild(rmEl("li", "muted", "and " + (picked.length - 20) + " more"));
         map.appendChild(ul);
       }
     }

@@ -320,12 +320,7 @@ async fn sources_schedules_and_repo_tabs_in_a_real_browser() {
     let base = app.base();
 
     // Log in through the form.
-    c.goto(&format!("{base}/login")).await.unwrap();
-    wait_for(&c, "form[action='/login']", 10).await;
-    fill(&c, "#f-username", ADMIN).await;
-    fill(&c, "#f-password", ADMIN_PASSWORD).await;
-    click(&c, "form[action='/login'] button").await;
-    wait_for(&c, "table.hosts", 10).await;
+    log_in(&c, &base).await;
 
     // The host's Sources tab, from the overview's tab bar.
     c.goto(&format!("{base}/hosts/{host_id}")).await.unwrap();
@@ -512,12 +507,7 @@ async fn a_deleted_file_is_restored_from_the_wizard_in_a_real_browser() {
     let second = crate::restore::backup(&app, &host_id, src.path()).await;
     let (c, _driver) = browser().await;
     let base = app.base();
-    c.goto(&format!("{base}/login")).await.unwrap();
-    wait_for(&c, "form[action='/login']", 10).await;
-    fill(&c, "#f-username", ADMIN).await;
-    fill(&c, "#f-password", ADMIN_PASSWORD).await;
-    click(&c, "form[action='/login'] button").await;
-    wait_for(&c, "table.hosts", 10).await;
+    log_in(&c, &base).await;
 
     // The file is lost; the clock runs from here to the file being back.
     let lost = src.path().join("docs/report.txt");
