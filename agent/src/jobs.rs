@@ -376,9 +376,10 @@ async fn run_job(ctx: &Ctx, job: JobRunMsg, cancel: watch::Receiver<bool>) -> Jo
         .source_repo
         .clone()
         .filter(|_| job.kind == JobKind::Restore);
-    let (repo, admin_slot): (RepoCredentials, Option<AdminSlot>) = match (admin, everyday) {
-        _ if source.is_some() => (source.clone().expect("checked"), None),
-        (Some(a), _) => {
+    let cross_host = source.is_some();
+    let (repo, admin_slot): (RepoCredentials, Option<AdminSlot>) = match (source, admin, everyday) {
+        (Some(s), _, _) => (s, None),
+        (None, Some(a), _) => {
             if let Err(e) = ctx.secrets.set_admin(&job_id, &a) {
                 tracing::error!(job_id, "cannot store the admin credential: {e}");
             }
@@ -388,8 +389,8 @@ async fn run_job(ctx: &Ctx, job: JobRunMsg, cancel: watch::Receiver<bool>) -> Jo
             };
             (a, Some(slot))
         }
-        (None, Some(r)) => (r, None),
-        (None, None) => return refuse("this agent has no repository credentials yet".into()),
+        (None, None, Some(r)) => (r, None),
+        (None, None, None) => return refuse("this agent has no repository credentials yet".into()),
     };
     let marker = Marker::set(&ctx.state_dir, &job_id);
     ctx.sender
@@ -404,7 +405,7 @@ async fn run_job(ctx: &Ctx, job: JobRunMsg, cancel: watch::Receiver<bool>) -> Jo
         last_progress: Instant::now() - Duration::from_secs(2),
         rx: ev_rx,
     };
-    if source.is_some() {
+    if cross_host {
         pump.agent(format!(
             "reading the repository of host {} with the credential granted for this restore (kept in memory only)",
             job.params.source_host_id.as_deref().unwrap_or("(unnamed)")
