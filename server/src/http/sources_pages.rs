@@ -1491,28 +1491,21 @@ async fn save_bandwidth(
         up_kbps: cap("up_kbps", &mut errors),
         down_kbps: cap("down_kbps", &mut errors),
     };
-    let status = if errors.is_empty() {
-        match flows::configure(state, actor(me), id, ConfigCommand::SetBandwidth(bw)).await {
-            Ok(_) => {
-                return Ok(see_other(&format!(
-                    "/hosts/{id}/repo?saved=bandwidth#bandwidth"
-                )))
-            }
-            Err(e) => {
-                let (status, errs) = form_error(e, &["up_kbps", "down_kbps"])?;
-                errors = errs;
-                status
-            }
-        }
-    } else {
-        StatusCode::BAD_REQUEST
-    };
-    let fb = RepoFb {
+    let fb = move || RepoFb {
         bandwidth: Some(t),
-        errors: scoped("bandwidth", errors),
         ..Default::default()
     };
-    render_repo(state, me, id, status, fb).await
+    let cmd = ConfigCommand::SetBandwidth(bw);
+    save_setting(
+        state,
+        me,
+        id,
+        ("bandwidth", &["up_kbps", "down_kbps"]),
+        cmd,
+        errors,
+        fb,
+    )
+    .await
 }
 
 /// `POST /hosts/{id}/repo/bandwidth`: host-wide caps, empty for unlimited.
@@ -1548,23 +1541,38 @@ async fn save_maintenance(
         check_subset_pct: pct,
         enabled: t.checked("enabled"),
     };
+    let fb = move || RepoFb {
+        maintenance: Some(t),
+        ..Default::default()
+    };
+    let cmd = ConfigCommand::SetMaintenance(m);
+    let fields = [
+        "forget_cadence",
+        "prune_cadence",
+        "check_cadence",
+        "check_subset_pct",
+    ];
+    save_setting(state, me, id, ("maintenance", &fields), cmd, errors, fb).await
+}
+
+/// Saves a settings form of the Repository page through the host-config aggregate, unless
+/// the form already has messages: back to the form's anchor once saved, or the page again
+/// with what was typed (`fb`) and each message next to its field. `form` is the form's key
+/// (its anchor, `?saved=` and the scope of its messages) and its fields.
+async fn save_setting(
+    state: &AppState,
+    me: &CurrentUser,
+    id: &str,
+    (key, fields): (&str, &[&str]),
+    cmd: ConfigCommand,
+    mut errors: Errors,
+    fb: impl FnOnce() -> RepoFb,
+) -> Result<Response, AppError> {
     let status = if errors.is_empty() {
-        match flows::configure(state, actor(me), id, ConfigCommand::SetMaintenance(m)).await {
-            Ok(_) => {
-                return Ok(see_other(&format!(
-                    "/hosts/{id}/repo?saved=maintenance#maintenance"
-                )))
-            }
+        match flows::configure(state, actor(me), id, cmd).await {
+            Ok(_) => return Ok(see_other(&format!("/hosts/{id}/repo?saved={key}#{key}"))),
             Err(e) => {
-                let (status, errs) = form_error(
-                    e,
-                    &[
-                        "forget_cadence",
-                        "prune_cadence",
-                        "check_cadence",
-                        "check_subset_pct",
-                    ],
-                )?;
+                let (status, errs) = form_error(e, fields)?;
                 errors = errs;
                 status
             }
@@ -1573,9 +1581,8 @@ async fn save_maintenance(
         StatusCode::BAD_REQUEST
     };
     let fb = RepoFb {
-        maintenance: Some(t),
-        errors: scoped("maintenance", errors),
-        ..Default::default()
+        errors: scoped(key, errors),
+        ..fb()
     };
     render_repo(state, me, id, status, fb).await
 }
