@@ -19,9 +19,6 @@
 //! `RM_BENCH_ONLY` (e.g. `2` or `1,3`) runs only some of the items and `RM_BENCH_SIZES`
 //! (e.g. `10`) only some command sizes of item 1, for profiling.
 
-/// The allocator of the `restic-manager` binary (src/main.rs).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::path::Path;
 use std::sync::Arc;

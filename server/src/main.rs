@@ -10,11 +10,6 @@ use clap::{Args, Parser, Subcommand};
 use server::config::{Config, LogFormat};
 use server::store::ExportFilter;
 
-/// mimalloc: the event writer allocates and frees a few dozen small strings per event, and
-/// glibc's allocator was a visible share of its time (see docs/benchmarks.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "restic-manager",
