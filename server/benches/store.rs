@@ -19,7 +19,6 @@
 //! `RM_BENCH_ONLY` (e.g. `2` or `1,3`) runs only some of the items and `RM_BENCH_SIZES`
 //! (e.g. `10`) only some command sizes of item 1, for profiling.
 
-
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

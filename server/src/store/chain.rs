@@ -275,7 +275,7 @@ pub fn import(conn: &mut Connection, input: &mut dyn BufRead) -> Result<u64, Sto
         let event = e.decode().map_err(|err| bad(err.to_string()))?;
         insert(&tx, &e)?;
         projections::apply_decoded(&tx, projections::registry(), &e, &event)?;
-        let stream_type = super::streams::stream_type(&e.stream);
+        let stream_type = e.stream.split('-').next().unwrap_or("").to_string();
         tx.prepare_cached(
             "INSERT INTO streams (stream, type, version) VALUES (?1, ?2, ?3)
              ON CONFLICT(stream) DO UPDATE SET version = excluded.version",
@@ -286,7 +286,6 @@ pub fn import(conn: &mut Connection, input: &mut dyn BufRead) -> Result<u64, Sto
     }
     if let Some((seq, _)) = prev {
         tx.execute("UPDATE projection_versions SET last_seq = ?1", [seq])?;
-        super::streams::set_through(&tx, seq)?;
     }
     tx.commit()?;
     Ok(n)

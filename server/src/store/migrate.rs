@@ -14,7 +14,6 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!(
         "../../../migrations/0005_drop_actor_index.sql"
     )),
-    M::up(include_str!("../../../migrations/0006_streams_through.sql")),
 ];
 
 /// Brings the schema up to date.

@@ -1,28 +1,21 @@
 //! The event store: one append-only SQLite table, one writer, many readers.
 //!
 //! - One writer thread owns the write connection. Callers queue units of work; the writer
-//!   takes what is queued, commits it in one `BEGIN IMMEDIATE` transaction, and
-//!   acknowledges each unit only after the commit is durable: the WAL is fsynced before any
-//!   caller hears back, by the writer itself for a lone append and by the sync threads
-//!   otherwise, while the writer runs the next group (see `acker`). That is group commit:
-//!   many concurrent single-event appends share one fsync. One unit failing rejects only
-//!   that unit: units of work get a SAVEPOINT each, plain appends are replayed instead (see
-//!   `writer::Writer::run_group`).
-//! - Stream versions live in the writer's memory and are written to `streams` with the
-//!   checkpoints; on open, the versions of the events after the last write are read back
-//!   from the log (see `streams`).
+//!   takes everything queued, commits it in one `BEGIN IMMEDIATE` transaction, and
+//!   acknowledges each unit only after the commit is durable (`synchronous=FULL`). That is
+//!   group commit: many concurrent single-event appends share one fsync. One unit failing
+//!   rejects only that unit: units of work get a SAVEPOINT each, plain appends are replayed
+//!   instead (see `writer::Writer::run_group`).
 //! - Projections are applied inline, inside the same transaction as the append.
 //! - Readers use their own WAL connections and see only committed data.
 //! - The writer checkpoints the WAL itself, between groups, after every few MiB of WAL and
 //!   when idle, so the WAL is reused from its start instead of growing without bound.
 
-mod acker;
 mod chain;
 mod error;
 mod migrate;
 mod readers;
 mod rebuild;
-mod streams;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -132,8 +125,7 @@ pub struct StoreOptions {
     /// How long the writer stays idle before it checkpoints the WAL. Under load it
     /// checkpoints by volume, every few MiB of WAL.
     pub checkpoint_every: Duration,
-    /// Durable on ack when true (the WAL is fsynced before an append is answered); `false`
-    /// (`synchronous=OFF`) only for throwaway stores.
+    /// `synchronous=FULL` (durable on ack) when true; OFF only for throwaway stores.
     pub durable: bool,
 }
 
@@ -206,7 +198,6 @@ impl EventStore {
         let mut conn = open_connection(path, opts.durable)?;
         migrate::run(&mut conn)?;
         rebuild::ensure_projections(&mut conn, path)?;
-        streams::catch_up(&conn)?;
         let head = chain::read_head(&conn)?;
         let head = Arc::new(Mutex::new(head));
         let (committed, _) = broadcast::channel(1024);

@@ -1,18 +1,16 @@
-//! The single writer: group commit (savepoints only where a unit needs one) and the WAL
-//! checkpoints. Committed groups are answered by [`Acker`], once durable.
+//! The single writer: group commit with one savepoint per unit of work, and the WAL
+//! checkpoints.
 
-use std::path::PathBuf;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::collections::HashMap;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use domain::envelope::RecordedEvent;
-use domain::{Event, Timestamp};
-use rusqlite::{Connection, OptionalExtension};
+use domain::Timestamp;
+use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::{broadcast, oneshot};
 
-use super::acker::{Acker, Committed};
-use super::streams::StreamVersions;
 use super::{chain, AppendRequest, AppendResult, ExpectedVersion, Head, StoreError, StoreOptions};
 use crate::clock::Clock;
 
@@ -90,20 +88,16 @@ where
 /// request, so it is replayable.
 pub struct AppendJob {
     req: AppendRequest,
-    /// Worked out by the caller; taken by the first run (a replay works it out again).
-    prepared: Option<Prepared>,
     out: Option<Result<AppendResult, StoreError>>,
     reply: oneshot::Sender<Result<AppendResult, StoreError>>,
 }
 
 impl AppendJob {
-    /// Called in the caller's task: the request's text is prepared there.
     pub fn new(
         req: AppendRequest,
         reply: oneshot::Sender<Result<AppendResult, StoreError>>,
     ) -> Self {
         AppendJob {
-            prepared: Some(Prepared::of(&req)),
             req,
             out: None,
             reply,
@@ -111,44 +105,9 @@ impl AppendJob {
     }
 }
 
-/// What an append can work out before it reaches the writer: the payloads as JSON, the
-/// actor as text and the event ids it makes. The caller's thread does this, so the single
-/// writer spends its time on SQLite (see docs/benchmarks.md).
-pub(crate) struct Prepared {
-    actor: String,
-    data: Vec<String>,
-    /// UUIDv7 ids, one per event, unless the request brings its own.
-    ids: Vec<String>,
-}
-
-impl Prepared {
-    fn of(req: &AppendRequest) -> Prepared {
-        let given = given_ids(req).is_some();
-        Prepared {
-            actor: req.actor.to_string(),
-            data: req.events.iter().map(Event::data_json).collect(),
-            ids: match given {
-                true => Vec::new(),
-                false => req
-                    .events
-                    .iter()
-                    .map(|_| uuid::Uuid::now_v7().to_string())
-                    .collect(),
-            },
-        }
-    }
-}
-
-/// The caller-chosen event ids, when there is one per event.
-fn given_ids(req: &AppendRequest) -> Option<&Vec<String>> {
-    req.event_ids
-        .as_ref()
-        .filter(|ids| ids.len() == req.events.len())
-}
-
 impl Job for AppendJob {
     fn run(&mut self, uow: &mut Uow<'_>) -> bool {
-        let r = uow.append_ref(&self.req, self.prepared.take());
+        let r = uow.append_ref(&self.req);
         let ok = r.is_ok();
         self.out = Some(r);
         ok
@@ -169,6 +128,117 @@ impl Job for AppendJob {
     }
 }
 
+/// Stream versions as the writer knows them. The writer is the only one that appends, so
+/// it can keep them in memory: the expected-version check needs no query once a stream has
+/// been seen, and `streams` is written once per stream per group, just before `COMMIT`,
+/// instead of once per append.
+#[derive(Default)]
+pub(crate) struct StreamVersions {
+    /// Versions as of the last commit (a bounded cache of the `streams` table).
+    committed: HashMap<String, i64>,
+    /// Versions assigned by the open group, not yet written to `streams`.
+    pending: HashMap<String, i64>,
+    /// How to undo the running unit's changes to `pending`: each stream with its value
+    /// before the unit touched it.
+    undo: Vec<(String, Option<i64>)>,
+}
+
+/// Most stream versions kept in memory; beyond that the cache starts over (a stream not in
+/// memory costs one primary-key lookup).
+const MAX_CACHED_STREAMS: usize = 100_000;
+
+impl StreamVersions {
+    /// The stream's current version inside the open group (`0` when it does not exist).
+    fn get(&mut self, conn: &Connection, stream: &str) -> Result<i64, StoreError> {
+        if let Some(v) = self.pending.get(stream) {
+            return Ok(*v);
+        }
+        if let Some(v) = self.committed.get(stream) {
+            return Ok(*v);
+        }
+        // `streams` is only written right before COMMIT, so inside the group it still holds
+        // the committed versions.
+        let v: Option<i64> = conn
+            .prepare_cached("SELECT version FROM streams WHERE stream = ?1")?
+            .query_row([stream], |r| r.get(0))
+            .optional()?;
+        if let Some(v) = v {
+            self.remember(stream.to_string(), v);
+        }
+        Ok(v.unwrap_or(0))
+    }
+
+    fn set(&mut self, stream: &str, version: i64) {
+        match self.pending.get_mut(stream) {
+            Some(v) => {
+                self.undo.push((stream.to_string(), Some(*v)));
+                *v = version;
+            }
+            None => {
+                self.pending.insert(stream.to_string(), version);
+                self.undo.push((stream.to_string(), None));
+            }
+        }
+    }
+
+    /// The unit succeeded: its versions stay in the group.
+    fn keep_unit(&mut self) {
+        self.undo.clear();
+    }
+
+    /// The unit was rolled back: so are its versions.
+    fn undo_unit(&mut self) {
+        while let Some((stream, before)) = self.undo.pop() {
+            match before {
+                Some(v) => {
+                    self.pending.insert(stream, v);
+                }
+                None => {
+                    self.pending.remove(&stream);
+                }
+            }
+        }
+    }
+
+    /// Writes the group's versions to `streams`, inside the group's transaction.
+    fn flush(&self, conn: &Connection) -> Result<(), StoreError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let mut stmt = conn.prepare_cached(
+            "INSERT INTO streams (stream, type, version) VALUES (?1, ?2, ?3)
+             ON CONFLICT(stream) DO UPDATE SET version = excluded.version",
+        )?;
+        for (stream, version) in &self.pending {
+            let stream_type = stream.split('-').next().unwrap_or("");
+            stmt.execute(params![stream, stream_type, version])?;
+        }
+        Ok(())
+    }
+
+    /// The group committed: its versions are now the committed ones.
+    fn committed(&mut self) {
+        self.undo.clear();
+        let pending = std::mem::take(&mut self.pending);
+        for (stream, version) in pending {
+            self.remember(stream, version);
+        }
+    }
+
+    /// The group was rolled back: forget its versions.
+    fn discard(&mut self) {
+        self.undo.clear();
+        self.pending.clear();
+    }
+
+    fn remember(&mut self, stream: String, version: i64) {
+        if self.committed.len() >= MAX_CACHED_STREAMS && !self.committed.contains_key(&stream) {
+            self.committed.clear();
+        }
+        self.committed.insert(stream, version);
+    }
+}
+
 /// What a unit of work can do: read and write the database inside the writer's transaction
 /// and append events. Everything it does commits or rolls back together.
 pub struct Uow<'a> {
@@ -186,8 +256,8 @@ pub struct Uow<'a> {
 
 impl Uow<'_> {
     /// The transaction's connection, for durable tables that are not events (sessions,
-    /// vault) and for reading state a decision needs. (The `streams` table lags behind the
-    /// writer's stream versions, see `streams`, so do not read stream versions from it here.)
+    /// vault) and for reading state a decision needs. (The `streams` table is written when
+    /// the group commits, so do not read stream versions from it here.)
     pub fn conn(&self) -> &Connection {
         self.conn
     }
@@ -199,23 +269,20 @@ impl Uow<'_> {
 
     /// Appends events to one stream, applying projections inline.
     pub fn append(&mut self, req: AppendRequest) -> Result<AppendResult, StoreError> {
-        self.append_ref(&req, None)
+        self.append_ref(&req)
     }
 
-    fn append_ref(
-        &mut self,
-        req: &AppendRequest,
-        prepared: Option<Prepared>,
-    ) -> Result<AppendResult, StoreError> {
+    fn append_ref(&mut self, req: &AppendRequest) -> Result<AppendResult, StoreError> {
         let conn = self.conn;
         let AppendRequest {
             stream,
             expected,
             events,
+            actor,
             command_id,
             correlation_id,
             causation_id,
-            ..
+            event_ids,
         } = req;
         if let Some(cmd) = command_id {
             if let Some(r) = by_command_id(conn, cmd)? {
@@ -223,7 +290,7 @@ impl Uow<'_> {
             }
         }
         // Caller-chosen ids (when there is one per event) make the append idempotent too.
-        let given_ids = given_ids(req);
+        let given_ids = event_ids.as_ref().filter(|ids| ids.len() == events.len());
         if let Some(ids) = given_ids {
             if let Some(r) = by_event_ids(conn, ids)? {
                 return Ok(r);
@@ -251,13 +318,7 @@ impl Uow<'_> {
             });
         }
         let mut ids = given_ids.map(|ids| ids.iter());
-        let Prepared {
-            actor,
-            data,
-            ids: made_ids,
-        } = prepared.unwrap_or_else(|| Prepared::of(req));
-        let mut data = data.into_iter();
-        let mut made_ids = made_ids.into_iter();
+        let actor = actor.to_string();
         let first_seq = self.head.seq + 1;
         let mut version = actual;
         self.appended.reserve(events.len());
@@ -266,9 +327,7 @@ impl Uow<'_> {
             version += 1;
             let event_id = match ids.as_mut().and_then(Iterator::next) {
                 Some(id) => id.clone(),
-                None => made_ids
-                    .next()
-                    .unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
+                None => uuid::Uuid::now_v7().to_string(),
             };
             let mut rec = RecordedEvent {
                 seq: self.head.seq + 1,
@@ -277,7 +336,7 @@ impl Uow<'_> {
                 stream_version: version,
                 event_type: event.event_type().to_string(),
                 schema_version: event.schema_version(),
-                data: data.next().unwrap_or_else(|| event.data_json()),
+                data: event.data_json(),
                 actor: actor.clone(),
                 occurred_at: self.now_text.to_string(),
                 correlation_id: correlation_id.clone(),
@@ -367,19 +426,6 @@ pub fn spawn(
     committed: broadcast::Sender<Arc<Vec<RecordedEvent>>>,
     published: Arc<Mutex<Head>>,
 ) -> Result<std::thread::JoinHandle<()>, StoreError> {
-    let wal = if opts.durable {
-        // COMMIT only writes the WAL; the acker makes it durable before anyone hears of it.
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        let wal = conn
-            .path()
-            .filter(|p| !p.is_empty())
-            .map(|p| PathBuf::from(format!("{p}-wal")))
-            .ok_or_else(|| StoreError::Migration("the event store needs a database file".into()))?;
-        Some(wal)
-    } else {
-        None
-    };
-    let acker = Acker::new(wal, published, committed);
     std::thread::Builder::new()
         .name("event-writer".into())
         .spawn(move || {
@@ -396,8 +442,8 @@ pub fn spawn(
                 clock,
                 max_batch: opts.max_batch.max(1),
                 idle_checkpoint: opts.checkpoint_every,
-                acker,
-                stash: None,
+                committed,
+                published,
                 head,
                 streams: StreamVersions::default(),
                 since_checkpoint: Volume::default(),
@@ -415,11 +461,9 @@ struct Volume {
 }
 
 /// Checkpoint once this many commits or events went into the WAL since the last checkpoint
-/// (about 10 MiB of WAL at most).
-const CHECKPOINT_COMMITS: usize = 512;
-const CHECKPOINT_EVENTS: usize = 4096;
-/// Most streams whose versions wait in memory to be written to `streams`.
-const MAX_UNWRITTEN_STREAMS: usize = 10_000;
+/// (a few MiB of WAL at most).
+const CHECKPOINT_COMMITS: usize = 256;
+const CHECKPOINT_EVENTS: usize = 2048;
 
 /// The writer thread's state.
 struct Writer {
@@ -429,10 +473,8 @@ struct Writer {
     max_batch: usize,
     /// How long the writer waits, idle, before checkpointing what it committed.
     idle_checkpoint: Duration,
-    /// Answers committed groups once they are durable.
-    acker: Acker,
-    /// A message taken off the queue to see whether anything waits, not handled yet.
-    stash: Option<Msg>,
+    committed: broadcast::Sender<Arc<Vec<RecordedEvent>>>,
+    published: Arc<Mutex<Head>>,
     /// The chain head including the open group's appends.
     head: Head,
     streams: StreamVersions,
@@ -447,9 +489,7 @@ impl Writer {
             tracing::warn!(error = %e, "could not turn off automatic checkpoints on the writer");
         }
         loop {
-            let msg = if let Some(m) = self.stash.take() {
-                m
-            } else if self.since_checkpoint.commits > 0 {
+            let msg = if self.since_checkpoint.commits > 0 {
                 match self.rx.recv_timeout(self.idle_checkpoint) {
                     Ok(m) => m,
                     Err(RecvTimeoutError::Timeout) => {
@@ -475,12 +515,7 @@ impl Writer {
                 self.checkpoint();
             }
         }
-        // Every committed group is answered before the writer stops.
-        self.acker.stop();
         // Anything still queued after Close (or from senders racing it) gets a clear error.
-        if let Some(Msg::Job(j)) = self.stash.take() {
-            j.finish(Err(&StoreError::Closed));
-        }
         while let Ok(msg) = self.rx.try_recv() {
             if let Msg::Job(j) = msg {
                 j.finish(Err(&StoreError::Closed));
@@ -495,64 +530,31 @@ impl Writer {
     /// checkpoint on another connection runs alongside the appends and under steady load
     /// never catches up, so the WAL would grow without bound, and appending to a growing
     /// file makes every commit's fsync dearer.) Units that arrive meanwhile queue up and
-    /// join the next group. SQLite fsyncs the WAL before it copies anything, so groups still
-    /// waiting for their own fsync are durable before they reach the database file. Stream
-    /// versions not yet in `streams` are written first.
+    /// join the next group; every unit committed so far has been acknowledged.
     fn checkpoint(&mut self) {
-        if let Err(e) = self.flush_streams() {
-            tracing::warn!(error = %e, "could not write the stream versions");
-        }
         checkpoint(&self.conn);
         self.since_checkpoint = Volume::default();
-    }
-
-    /// Writes the stream versions not in `streams` yet, in a transaction of their own (the
-    /// writer is between groups: idle, or stopping).
-    fn flush_streams(&mut self) -> Result<(), StoreError> {
-        if self.streams.unwritten() == 0 {
-            return Ok(());
-        }
-        self.conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
-        let written = self
-            .streams
-            .flush(&self.conn, self.head.seq)
-            .and_then(|()| Ok(self.conn.prepare_cached("COMMIT")?.execute([])?));
-        match written {
-            Ok(_) => {
-                self.streams.committed(true);
-                Ok(())
-            }
-            Err(e) => {
-                let _ = self.conn.execute_batch("ROLLBACK");
-                Err(e)
-            }
-        }
     }
 
     /// Runs `first` and whatever else is queued, or gets queued while the group runs, in one
     /// transaction, commits it and acknowledges every unit. A lone unit is never delayed:
     /// the group ends as soon as the queue is empty. Returns whether `Close` was received.
     fn commit_group(&mut self, first: Box<dyn Job>) -> bool {
-        if let Some(e) = self.acker.failure() {
-            first.finish(Err(&e));
-            return false;
-        }
         let mut jobs: Vec<Box<dyn Job>> = Vec::new();
         let mut appended: Vec<RecordedEvent> = Vec::new();
         let mut closing = false;
         let result = self.run_group(first, &mut jobs, &mut appended, &mut closing);
-        match result {
-            Ok(flushed) => {
-                self.streams.committed(flushed);
+        match &result {
+            Ok(()) => {
+                self.streams.committed();
                 self.since_checkpoint.commits += 1;
                 self.since_checkpoint.events += appended.len();
-                let group = Committed {
-                    jobs,
-                    appended,
-                    head: self.head.clone(),
-                };
-                let more_queued = !closing && self.peek();
-                self.acker.ack(group, more_queued);
+                if let Ok(mut p) = self.published.lock() {
+                    p.clone_from(&self.head);
+                }
+                if !appended.is_empty() {
+                    let _ = self.committed.send(Arc::new(appended));
+                }
             }
             Err(e) => {
                 tracing::error!(error = %e, "group commit failed; rolling back");
@@ -561,23 +563,12 @@ impl Writer {
                 if let Ok(h) = chain::read_head(&self.conn) {
                     self.head = h;
                 }
-                for job in jobs {
-                    job.finish(Err(&e));
-                }
             }
+        }
+        for job in jobs {
+            job.finish(result.as_ref().map(|_| ()));
         }
         closing
-    }
-
-    /// Whether a message waits (it is kept in `stash` for the run loop).
-    fn peek(&mut self) -> bool {
-        if self.stash.is_none() {
-            match self.rx.try_recv() {
-                Ok(m) => self.stash = Some(m),
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => {}
-            }
-        }
-        self.stash.is_some()
     }
 
     /// Runs the group's units in one transaction, then commits it.
@@ -597,9 +588,8 @@ impl Writer {
         jobs: &mut Vec<Box<dyn Job>>,
         appended: &mut Vec<RecordedEvent>,
         closing: &mut bool,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<(), StoreError> {
         self.conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
-        let started = Instant::now();
         let now = self.clock.now();
         let now_text = now.to_string();
         let start_head = self.head.clone();
@@ -651,13 +641,8 @@ impl Writer {
                 }
             }
             jobs.push(job);
-            // Units that arrived while this one ran join the group, unless it has run long
-            // enough to be synced while the next group runs (see `Acker::cut_after`).
-            let cut = self
-                .acker
-                .cut_after()
-                .is_some_and(|d| started.elapsed() >= d);
-            if jobs.len() < self.max_batch && !*closing && !cut {
+            // Units that arrived while this one ran join the group.
+            if jobs.len() < self.max_batch && !*closing {
                 match self.rx.try_recv() {
                     Ok(Msg::Job(j)) => next = Some(j),
                     Ok(Msg::Close) => *closing = true,
@@ -665,18 +650,11 @@ impl Writer {
                 }
             }
         }
-        // Stream versions go to `streams` with the checkpoints (see `streams`).
-        let flush = *closing
-            || self.streams.unwritten() >= MAX_UNWRITTEN_STREAMS
-            || self.since_checkpoint.commits + 1 >= CHECKPOINT_COMMITS
-            || self.since_checkpoint.events + appended.len() >= CHECKPOINT_EVENTS;
-        if flush {
-            self.streams.flush(&self.conn, self.head.seq)?;
-        }
+        self.streams.flush(&self.conn)?;
         // Inline projections are always at the head of the log, so their `last_seq` is not
         // rewritten on every commit (a page per commit); rebuilds and imports record it.
         self.conn.prepare_cached("COMMIT")?.execute([])?;
-        Ok(flush)
+        Ok(())
     }
 
     /// Runs one unit, in a savepoint if `run.savepoint`. A unit that fails is undone, except
@@ -1005,9 +983,9 @@ mod tests {
         assert_eq!(at, 1);
     }
 
-    /// A durable store under concurrent appends: the groups are fsynced by the sync threads
-    /// while the writer runs the next ones, and still every append is answered only after
-    /// the head covers it, and the commit feed carries every event once, in seq order.
+    /// A durable store under concurrent appends: appends share groups, every append is
+    /// answered only after the published head covers it, and the commit feed carries every
+    /// event once, in seq order.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_durable_appends_are_answered_and_published_in_order() {
         let dir = tempfile::tempdir().unwrap();
@@ -1066,81 +1044,6 @@ mod tests {
         assert_eq!(streams.len(), 16);
         assert_eq!(streams, events);
         crate::store::verify(&Connection::open(&path).unwrap(), None).unwrap();
-    }
-
-    /// `streams` is written with the checkpoints, not in every group. A copy of the files
-    /// taken while the store runs (as after a crash) holds events whose versions `streams`
-    /// does not have yet; opening it reads them back from the log, so the expected-version
-    /// checks stay exact.
-    #[tokio::test]
-    async fn stream_versions_not_yet_written_are_read_back_from_the_log() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("restic-manager.db");
-        let s = EventStore::open(
-            &path,
-            Arc::new(SystemClock),
-            StoreOptions {
-                durable: false,
-                checkpoint_every: Duration::from_secs(600),
-                ..Default::default()
-            },
-        )
-        .unwrap();
-        s.append(req("user-a", ExpectedVersion::NoStream, vec![created("a")]))
-            .await
-            .unwrap();
-        s.append(req("user-b", ExpectedVersion::NoStream, vec![created("b")]))
-            .await
-            .unwrap();
-        s.append(req(
-            "user-a",
-            ExpectedVersion::Exact(1),
-            vec![logged_in("a", 1), logged_in("a", 2)],
-        ))
-        .await
-        .unwrap();
-        let copy = tempfile::tempdir().unwrap();
-        let copied = copy.path().join("restic-manager.db");
-        std::fs::copy(&path, &copied).unwrap();
-        std::fs::copy(
-            dir.path().join("restic-manager.db-wal"),
-            copy.path().join("restic-manager.db-wal"),
-        )
-        .unwrap();
-        s.close().await;
-        {
-            let c = Connection::open(&copied).unwrap();
-            let written: i64 = c
-                .query_row("SELECT count(*) FROM streams", [], |r| r.get(0))
-                .unwrap();
-            assert_eq!(written, 0, "the versions were not written yet");
-        }
-        let crashed = open(copy.path());
-        let stale = crashed
-            .append(req(
-                "user-a",
-                ExpectedVersion::Exact(1),
-                vec![logged_in("a", 3)],
-            ))
-            .await;
-        assert!(matches!(stale, Err(StoreError::Conflict { actual: 3, .. })));
-        let again = crashed
-            .append(req("user-b", ExpectedVersion::NoStream, vec![created("b")]))
-            .await;
-        assert!(matches!(again, Err(StoreError::Conflict { actual: 1, .. })));
-        let r = crashed
-            .append(req(
-                "user-a",
-                ExpectedVersion::Exact(3),
-                vec![logged_in("a", 3)],
-            ))
-            .await
-            .unwrap();
-        assert_eq!(r.stream_version, 4);
-        crashed.close().await;
-        let (streams, events) = stored_versions(&copied);
-        assert_eq!(streams, vec![("user-a".into(), 4), ("user-b".into(), 1)]);
-        assert_eq!(streams, events);
     }
 
     /// Versions kept in memory survive a reopen: they are read back from `streams`.
