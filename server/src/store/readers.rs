@@ -11,18 +11,27 @@ use super::{chain, StoreError};
 
 /// A small pool of read-only WAL connections. Reads run on tokio's blocking threads so a
 /// slow query never stalls the async workers.
+///
+/// At most [`MAX_READERS`] reads run at once; the rest wait for a permit. Without that
+/// bound a burst (2,000 agents connecting at once) opened a connection and a blocking
+/// thread per concurrent read, about 80 of each, and glibc kept the memory they freed: the
+/// server's RSS stayed ~200 MiB higher after the burst (docs/benchmarks.md, Agents).
 pub struct Readers {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    permits: tokio::sync::Semaphore,
 }
 
-const MAX_IDLE: usize = 8;
+/// Most reads running at once, and so most connections open: more than the cores, since a
+/// read also waits on the disk.
+const MAX_READERS: usize = 8;
 
 impl Readers {
     pub fn new(path: PathBuf) -> Self {
         Readers {
             path,
             idle: Mutex::new(Vec::new()),
+            permits: tokio::sync::Semaphore::new(MAX_READERS),
         }
     }
 
@@ -41,7 +50,7 @@ impl Readers {
 
     fn give_back(&self, c: Connection) {
         if let Ok(mut v) = self.idle.lock() {
-            if v.len() < MAX_IDLE {
+            if v.len() < MAX_READERS {
                 v.push(c);
             }
         }
@@ -53,6 +62,11 @@ impl Readers {
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| E::from(StoreError::Closed))?;
         let conn = self.take().map_err(E::from)?;
         let (conn, out) = tokio::task::spawn_blocking(move || {
             let out = f(&conn);
@@ -152,4 +166,57 @@ pub fn query_events(conn: &Connection, q: &EventQuery) -> Result<Vec<RecordedEve
         Ok(())
     })?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::{Readers, MAX_READERS};
+    use crate::clock::SystemClock;
+    use crate::store::{EventStore, StoreError, StoreOptions};
+
+    /// A burst of reads runs at most `MAX_READERS` at a time (so at most that many
+    /// connections and blocking threads); the rest wait their turn and all of them answer.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_burst_of_reads_runs_a_few_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("restic-manager.db");
+        // Creates and migrates the database.
+        EventStore::open(&path, Arc::new(SystemClock), StoreOptions::default())
+            .unwrap()
+            .close()
+            .await;
+        let readers = Arc::new(Readers::new(path));
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let reads = (0..60).map(|i| {
+            let (readers, running, most) = (readers.clone(), running.clone(), most.clone());
+            tokio::spawn(async move {
+                readers
+                    .read(move |c| -> Result<i64, StoreError> {
+                        let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_millis(20));
+                        let n: i64 =
+                            c.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?;
+                        running.fetch_sub(1, Ordering::SeqCst);
+                        Ok(n + i)
+                    })
+                    .await
+            })
+        });
+        let answers: Vec<i64> = futures::future::join_all(reads)
+            .await
+            .into_iter()
+            .map(|r| r.unwrap().unwrap())
+            .collect();
+        assert_eq!(answers, (0..60).collect::<Vec<_>>());
+        let most = most.load(Ordering::SeqCst);
+        assert!(most <= MAX_READERS, "{most} reads ran at once");
+        assert!(most > 1, "reads did not run side by side at all");
+        assert!(readers.idle.lock().unwrap().len() <= MAX_READERS);
+    }
 }
