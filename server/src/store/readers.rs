@@ -48,11 +48,11 @@ impl Readers {
         Ok(c)
     }
 
+    /// Keeps the connection for the next read. No cap needed: a connection is only opened
+    /// under a permit when none is idle, so there are never more than `MAX_READERS`.
     fn give_back(&self, c: Connection) {
         if let Ok(mut v) = self.idle.lock() {
-            if v.len() < MAX_READERS {
-                v.push(c);
-            }
+            v.push(c);
         }
     }
 
