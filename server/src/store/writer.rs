@@ -801,6 +801,18 @@ mod tests {
         )
     }
 
+    /// Closes the store and checks what it left on disk: `streams` agrees with the highest
+    /// `stream_version` of each stream in `events`, and the hash chain verifies. Returns
+    /// `streams` for the test's own expectations.
+    async fn close_and_check(s: EventStore) -> Versions {
+        let path = s.path().to_path_buf();
+        s.close().await;
+        let (streams, events) = stored_versions(&path);
+        assert_eq!(streams, events);
+        crate::store::verify(&Connection::open(&path).unwrap(), None).unwrap();
+        streams
+    }
+
     /// A unit that appends and then fails leaves no stream version behind, also when it
     /// shares its group with units that append to the same stream before and after it.
     #[tokio::test]
@@ -852,12 +864,8 @@ mod tests {
         );
         assert_eq!(b.unwrap().stream_version, 1);
         assert_eq!(s.head().seq, 4);
-        let path = s.path().to_path_buf();
-        s.close().await;
-        let (streams, events) = stored_versions(&path);
+        let streams = close_and_check(s).await;
         assert_eq!(streams, vec![("user-a".into(), 3), ("user-b".into(), 1)]);
-        assert_eq!(streams, events);
-        crate::store::verify(&Connection::open(&path).unwrap(), None).unwrap();
     }
 
     /// A failing first unit of a group is rolled back on its own; the units after it commit.
@@ -883,12 +891,7 @@ mod tests {
             r.unwrap();
         }
         assert_eq!(s.head().seq, 20);
-        let path = s.path().to_path_buf();
-        s.close().await;
-        let (streams, events) = stored_versions(&path);
-        assert_eq!(streams.len(), 20);
-        assert_eq!(streams, events);
-        crate::store::verify(&Connection::open(&path).unwrap(), None).unwrap();
+        assert_eq!(close_and_check(s).await.len(), 20);
     }
 
     /// A plain append that holds the writer for a moment before it runs, so that the units
@@ -957,8 +960,7 @@ mod tests {
         assert_eq!((a2.first_seq, a2.last_seq, a2.stream_version), (4, 5, 3));
         assert_eq!(s.head().seq, 5);
         let path = s.path().to_path_buf();
-        s.close().await;
-        let (streams, events) = stored_versions(&path);
+        let streams = close_and_check(s).await;
         assert_eq!(
             streams,
             vec![
@@ -967,9 +969,7 @@ mod tests {
                 ("user-h".into(), 1)
             ]
         );
-        assert_eq!(streams, events);
         let c = Connection::open(&path).unwrap();
-        crate::store::verify(&c, None).unwrap();
         let users: i64 = c
             .query_row("SELECT count(*) FROM users", [], |r| r.get(0))
             .unwrap();
@@ -1038,12 +1038,7 @@ mod tests {
         }
         assert_eq!(seqs, (1..=total).collect::<Vec<_>>());
         assert!(biggest > 1, "concurrent appends shared no group");
-        let path = s.path().to_path_buf();
-        s.close().await;
-        let (streams, events) = stored_versions(&path);
-        assert_eq!(streams.len(), 16);
-        assert_eq!(streams, events);
-        crate::store::verify(&Connection::open(&path).unwrap(), None).unwrap();
+        assert_eq!(close_and_check(s).await.len(), 16);
     }
 
     /// Versions kept in memory survive a reopen: they are read back from `streams`.
